@@ -1,0 +1,337 @@
+"""The one config type: a frozen :class:`TrainConfig` and its single TOML serialisation.
+
+Everything a run needs to be re-run lives here. It is logged with every run, stored on every
+study, exported by ``best`` and read back by ``reproduce``. Sections are nested dataclasses;
+users address fields with dotted keys (``lr``, ``mlp.hidden_sizes``, ``data.train_size``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import tomli_w
+
+from mnist_models.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MODELS = ("mlp",)
+DATASETS = ("auto", "mnist", "sample")
+_C = TypeVar("_C", bound="_Section")
+
+
+def _fail(name: str, value: Any, expected: str) -> typing.NoReturn:
+    raise ConfigError(f"{name}={value!r}: expected {expected}")
+
+
+class _Section:
+    """Shared strict (de)serialisation for the config dataclasses."""
+
+    _prefix: ClassVar[str] = ""
+
+    def _name(self, field_name: str) -> str:
+        return f"{self._prefix}{field_name}"
+
+    def _require(self, ok: bool, field_name: str, expected: str) -> None:
+        if not ok:
+            _fail(self._name(field_name), getattr(self, field_name), expected)
+
+
+@dataclass(frozen=True)
+class DataConfig(_Section):
+    """Which images to use.
+
+    Attributes:
+        dataset: ``auto`` (full MNIST, falling back with a warning to the bundled 5,000-digit
+            sample), ``mnist`` (full MNIST, never falls back) or ``sample`` (the bundled sample).
+        train_size: Use only the first N training images (the course report used 1,000).
+        val_fraction: Share of those images held out, at random by the seed, for validation.
+        test_size: Use only the first N test images (``None``: all of them).
+    """
+
+    _prefix: ClassVar[str] = "data."
+    dataset: str = "auto"
+    train_size: int | None = None
+    val_fraction: float = 0.1
+    test_size: int | None = None
+
+    def __post_init__(self) -> None:
+        self._require(self.dataset in DATASETS, "dataset", f"one of {DATASETS}")
+        self._require(self.train_size is None or self.train_size >= 2, "train_size", ">= 2")
+        self._require(0.0 <= self.val_fraction < 1.0, "val_fraction", "a value in [0, 1)")
+        self._require(self.test_size is None or self.test_size >= 1, "test_size", ">= 1")
+
+
+@dataclass(frozen=True)
+class AugmentationConfig(_Section):
+    """Random affine warp applied to training images only (when ``augment`` is on).
+
+    Attributes:
+        rotation: Maximum rotation in degrees (uniform in ±rotation).
+        zoom: Maximum relative zoom (scale uniform in 1 ± zoom).
+        shift: Maximum shift as a fraction of the image side, per axis.
+    """
+
+    _prefix: ClassVar[str] = "augmentation."
+    rotation: float = 10.0
+    zoom: float = 0.1
+    shift: float = 0.1
+
+    def __post_init__(self) -> None:
+        self._require(0.0 <= self.rotation <= 180.0, "rotation", "degrees in [0, 180]")
+        self._require(0.0 <= self.zoom < 1.0, "zoom", "a fraction in [0, 1)")
+        self._require(0.0 <= self.shift < 1.0, "shift", "a fraction in [0, 1)")
+
+
+@dataclass(frozen=True)
+class MLPConfig(_Section):
+    """The numpy multilayer perceptron.
+
+    Attributes:
+        hidden_sizes: Width of each hidden layer (one or more).
+        init: ``he`` (normal, std sqrt(2 / fan_in)) or ``uniform`` (U(-init_scale, init_scale),
+            the course report's ±0.1).
+        init_scale: Half-width of the uniform init.
+        bias: Whether linear layers have a bias.
+        loss: ``cross_entropy`` (softmax) or ``mse``.
+        optimizer: ``sgd``, ``momentum`` or ``adam``.
+        momentum: Momentum coefficient of the ``momentum`` optimizer.
+        dtype: ``float32`` or ``float64``, kept end to end.
+    """
+
+    _prefix: ClassVar[str] = "mlp."
+    hidden_sizes: tuple[int, ...] = (256,)
+    init: str = "he"
+    init_scale: float = 0.1
+    bias: bool = True
+    loss: str = "cross_entropy"
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        self._require(
+            len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes),
+            "hidden_sizes",
+            "a non-empty list of positive widths",
+        )
+        self._require(self.init in ("he", "uniform"), "init", "'he' or 'uniform'")
+        self._require(self.init_scale > 0, "init_scale", "> 0")
+        self._require(self.loss in ("cross_entropy", "mse"), "loss", "'cross_entropy' or 'mse'")
+        self._require(
+            self.optimizer in ("sgd", "momentum", "adam"), "optimizer", "'sgd', 'momentum' or 'adam'"
+        )
+        self._require(0.0 <= self.momentum < 1.0, "momentum", "a value in [0, 1)")
+        self._require(self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'")
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Section):
+    """Everything needed to train (and re-train) one model.
+
+    Attributes:
+        model: Which model to train (``mlp``).
+        lr: Learning rate.
+        batch_size: Minibatch size (1 trains per sample).
+        epochs: Passes over the training images.
+        dropout: Dropout rate after each hidden layer, in [0, 1).
+        augment: Whether training images get the random affine warp of ``augmentation``.
+        seed: Seeds weights, dropout masks, shuffling, augmentation and the validation split.
+    """
+
+    model: str = "mlp"
+    lr: float = 0.001
+    batch_size: int = 128
+    epochs: int = 10
+    dropout: float = 0.2
+    augment: bool = False
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    mlp: MLPConfig = field(default_factory=MLPConfig)
+
+    def __post_init__(self) -> None:
+        self._require(self.model in MODELS, "model", f"one of {MODELS}")
+        self._require(self.lr > 0, "lr", "> 0")
+        self._require(self.batch_size >= 1, "batch_size", ">= 1")
+        self._require(self.epochs >= 1, "epochs", ">= 1")
+        self._require(0.0 <= self.dropout < 1.0, "dropout", "a rate in [0, 1)")
+        self._require(self.seed >= 0, "seed", ">= 0")
+
+    # -- serialisation -------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples as lists, no ``None``): the TOML document."""
+        return _to_dict(self)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted keys to values, e.g. ``{"lr": 0.001, "mlp.hidden_sizes": [256], ...}``."""
+        return _flatten(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> TrainConfig:
+        """Builds a config strictly: unknown keys, wrong types and bad values raise.
+
+        Raises:
+            ConfigError: One line naming ``source``, the key and what was expected.
+        """
+        try:
+            return _from_dict(cls, data, "")
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> TrainConfig:
+        return cls.from_dict(read_toml(path), source=str(path))
+
+    def replace(self, overrides: Mapping[str, Any], source: str = "override") -> TrainConfig:
+        """Returns a copy with dotted-key overrides applied (validated like a file)."""
+        merged = self.to_dict()
+        for key, value in overrides.items():
+            set_dotted(merged, key, value, source)
+        return TrainConfig.from_dict(merged, source=source)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Reads a TOML file, turning every failure into a one-line :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def parse_value(text: str) -> Any:
+    """Parses a ``--set`` value as a TOML value (``0.01``, ``[512, 256]``, ``true``), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any, source: str = "override") -> None:
+    """Sets ``tree["a"]["b"] = value`` for ``key="a.b"``, refusing keys the config lacks."""
+    parts = key.split(".")
+    node = tree
+    for depth, part in enumerate(parts):
+        known = _known_keys(parts[:depth])
+        if part not in known:
+            where = ".".join(parts[:depth]) or "the top level"
+            raise ConfigError(
+                f"{source}: unknown key {key!r} (expected one of {sorted(known)} at {where})"
+            )
+        if depth == len(parts) - 1:
+            node[part] = value
+        else:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{source}: {'.'.join(parts[: depth + 1])!r} is not a section")
+
+
+def config_keys() -> list[str]:
+    """Every dotted key a config accepts."""
+    return sorted(_flatten(TrainConfig().to_dict()))
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _section_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _known_keys(path: list[str]) -> set[str]:
+    cls: type = TrainConfig
+    for part in path:
+        cls = _section_types(cls)[part]
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def _to_dict(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = _to_dict(value)
+        elif isinstance(value, tuple):
+            out[f.name] = list(value)
+        elif value is not None:  # TOML has no null: an absent key means the default None
+            out[f.name] = value
+    return out
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _from_dict(cls: type[_C], data: Mapping[str, Any], prefix: str) -> _C:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.')}: expected a table, got {data!r}")
+    hints = _section_types(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in names:
+            raise ConfigError(f"unknown key '{prefix}{key}' (expected one of {sorted(names)})")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        kind = hints[key]
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+            kwargs[key] = _from_dict(kind, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(f"{prefix}{key}", value, kind)
+    return cls(**kwargs)
+
+
+def _coerce(name: str, value: Any, kind: Any) -> Any:
+    """Checks ``value`` against a field's annotation (bool is never an int here)."""
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(name, value, inner)
+    if typing.get_origin(kind) is tuple:
+        if not isinstance(value, (list, tuple)):
+            _fail(name, value, f"a list of {args[0].__name__}")
+        return tuple(_coerce(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
+    if kind is bool:
+        if not isinstance(value, bool):
+            _fail(name, value, "true or false")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(name, value, "an integer")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(name, value, "a number")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            _fail(name, value, "a string")
+        return value
+    raise TypeError(f"unsupported config annotation {kind!r} for {name}")  # programming error

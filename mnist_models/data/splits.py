@@ -1,0 +1,79 @@
+"""Train / validation / test splits of loaded MNIST, scaled to [0, 1] in the chosen dtype."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from mnist_models.config import DataConfig
+from mnist_models.data.sources import DatasetInfo, MnistData
+from mnist_models.errors import DataError
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Images (n, 28, 28) in [0, 1] and int64 labels for each split.
+
+    Attributes:
+        info: The source dataset, with the sizes of this slice.
+        digest: sha256 (16 hex) of the raw bytes used in every split, so it changes with
+            ``train_size``, ``test_size`` and the validation draw.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    info: DatasetInfo
+    digest: str
+
+
+def make_splits(
+    data: MnistData, config: DataConfig, seed: int, dtype: str = "float32"
+) -> Splits:
+    """Takes the first ``train_size`` training images and holds out a seeded validation share.
+
+    Raises:
+        DataError: If ``train_size`` or ``test_size`` exceed what ``data`` holds.
+    """
+    n_available, n_test_available = len(data.y_train), len(data.y_test)
+    n = n_available if config.train_size is None else config.train_size
+    n_test = n_test_available if config.test_size is None else config.test_size
+    if n > n_available:
+        raise DataError(
+            f"data.train_size={n}: {data.info.name} has only {n_available} training images"
+        )
+    if n_test > n_test_available:
+        raise DataError(
+            f"data.test_size={n_test}: {data.info.name} has only {n_test_available} test images"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = round(config.val_fraction * n)
+    val_index, train_index = np.sort(order[:n_val]), np.sort(order[n_val:])
+    images, labels = data.x_train[:n], data.y_train[:n]
+    raw = {
+        "train": (images[train_index], labels[train_index]),
+        "val": (images[val_index], labels[val_index]),
+        "test": (data.x_test[:n_test], data.y_test[:n_test]),
+    }
+    digest = hashlib.sha256()
+    for x, y in raw.values():
+        digest.update(np.ascontiguousarray(x).tobytes())
+        digest.update(np.ascontiguousarray(y).tobytes())
+    scale = np.dtype(dtype).type(255)
+
+    def prepare(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return x.astype(dtype) / scale, y.astype(np.int64)
+
+    x_train, y_train = prepare(*raw["train"])
+    x_val, y_val = prepare(*raw["val"])
+    x_test, y_test = prepare(*raw["test"])
+    return Splits(
+        x_train, y_train, x_val, y_val, x_test, y_test,
+        info=replace(data.info, n_train=n, n_test=n_test),
+        digest=digest.hexdigest()[:16],
+    )

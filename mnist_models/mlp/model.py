@@ -1,0 +1,63 @@
+"""Builds the MLP, its loss and its optimizer from a :class:`TrainConfig`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnist_models.config import TrainConfig
+from mnist_models.mlp.layers import Dropout, Layer, Linear, Parameter, ReLU, Sequential
+from mnist_models.mlp.losses import MSE, Loss, SoftmaxCrossEntropy
+from mnist_models.mlp.optimizers import SGD, Adam, Optimizer
+
+
+def build_mlp(
+    config: TrainConfig, rng: np.random.Generator, n_inputs: int = 784, n_classes: int = 10
+) -> Sequential:
+    """``Linear → ReLU → Dropout`` per hidden width (no dropout at rate 0), then a ``Linear``.
+
+    Weights and dropout masks come from two generators spawned from ``rng``, so the same
+    ``rng`` state always yields the same weights whatever the dropout rate.
+    """
+    mlp = config.mlp
+    weight_rng, dropout_rng = rng.spawn(2)
+    layers: list[Layer] = []
+    width = n_inputs
+    for hidden in (*mlp.hidden_sizes, n_classes):
+        if layers:  # every Linear but the first follows a hidden layer's activation
+            layers.append(ReLU())
+            if config.dropout > 0:
+                layers.append(Dropout(config.dropout, dropout_rng))
+        layers.append(
+            Linear(
+                width,
+                hidden,
+                bias=mlp.bias,
+                init=mlp.init,
+                init_scale=mlp.init_scale,
+                rng=weight_rng,
+                dtype=mlp.dtype,
+            )
+        )
+        width = hidden
+    return Sequential(*layers)
+
+
+def build_loss(config: TrainConfig) -> Loss:
+    """``cross_entropy`` → :class:`SoftmaxCrossEntropy`, ``mse`` → :class:`MSE`."""
+    if config.mlp.loss == "cross_entropy":
+        return SoftmaxCrossEntropy()
+    if config.mlp.loss == "mse":
+        return MSE()
+    raise ValueError(f"{config.mlp.loss=} must be 'cross_entropy' or 'mse'")
+
+
+def build_optimizer(config: TrainConfig, params: list[Parameter]) -> Optimizer:
+    """``sgd`` → plain :class:`SGD`, ``momentum`` → SGD with momentum, ``adam`` → :class:`Adam`."""
+    name = config.mlp.optimizer
+    if name == "sgd":
+        return SGD(params, config.lr)
+    if name == "momentum":
+        return SGD(params, config.lr, momentum=config.mlp.momentum)
+    if name == "adam":
+        return Adam(params, config.lr)
+    raise ValueError(f"{config.mlp.optimizer=} must be 'sgd', 'momentum' or 'adam'")

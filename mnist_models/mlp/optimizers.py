@@ -1,0 +1,131 @@
+"""Optimizers: update :class:`Parameter` values in place from their ``grad``.
+
+State arrays (velocities, moments, one scratch buffer) have each parameter's dtype and are
+updated with in-place ufuncs, so a step allocates nothing and never upcasts float32.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from mnist_models.mlp.layers import Parameter
+
+
+class Optimizer(ABC):
+    """Updates a fixed list of parameters from their gradients.
+
+    Args:
+        params: The parameters to update (for example ``model.parameters()``).
+    """
+
+    def __init__(self, params: list[Parameter]) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{params=} must not be empty")
+        self._scratch = [np.empty_like(p.value) for p in self.params]
+
+    @abstractmethod
+    def step(self) -> None:
+        """Applies one update using each parameter's current ``grad``."""
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional classic momentum.
+
+    ``v = momentum * v - lr * grad; value += v`` (``momentum=0`` is plain SGD).
+
+    Args:
+        params: The parameters to update.
+        lr: Learning rate, > 0.
+        momentum: Momentum coefficient, in [0, 1).
+    """
+
+    def __init__(self, params: list[Parameter], lr: float, momentum: float = 0.0) -> None:
+        if not lr > 0:
+            raise ValueError(f"{lr=} must be > 0")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"{momentum=} must be in [0, 1)")
+        super().__init__(params)
+        self.lr = float(lr)
+        self.momentum = float(momentum)
+        self.velocities = [np.zeros_like(p.value) for p in self.params] if momentum else []
+
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            step = np.multiply(p.grad, -self.lr, out=self._scratch[i])
+            if self.momentum:
+                v = self.velocities[i]
+                v *= self.momentum
+                v += step
+                step = v
+            p.value += step
+
+    def __repr__(self) -> str:
+        return f"SGD(lr={self.lr}, momentum={self.momentum})"
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) with bias correction, as ``torch.optim.Adam`` without decay.
+
+    ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g²``;
+    ``value -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``.
+
+    To save passes over the arrays, the state kept is ``m / (1 - b1)`` and ``v / (1 - b2)``
+    (updated as ``m *= b1; m += g``) with the constant factors folded into the step's scalars.
+
+    Args:
+        params: The parameters to update.
+        lr: Learning rate, > 0.
+        beta1: Decay of the first moment, in [0, 1).
+        beta2: Decay of the second moment, in [0, 1).
+        eps: Added to the denominator, > 0.
+    """
+
+    def __init__(
+        self,
+        params: list[Parameter],
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
+        if not lr > 0:
+            raise ValueError(f"{lr=} must be > 0")
+        if not 0.0 <= beta1 < 1.0:
+            raise ValueError(f"{beta1=} must be in [0, 1)")
+        if not 0.0 <= beta2 < 1.0:
+            raise ValueError(f"{beta2=} must be in [0, 1)")
+        if not eps > 0:
+            raise ValueError(f"{eps=} must be > 0")
+        super().__init__(params)
+        self.lr, self.eps = float(lr), float(eps)
+        self.beta1, self.beta2 = float(beta1), float(beta2)
+        self.t = 0
+        self.m = [np.zeros_like(p.value) for p in self.params]  # m / (1 - beta1)
+        self.v = [np.zeros_like(p.value) for p in self.params]  # v / (1 - beta2)
+
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        # sqrt(v / c2) = sqrt(v_kept) * root, so the update is
+        # lr (1 - b1) / c1 / root * m_kept / (sqrt(v_kept) + eps / root).
+        root = math.sqrt((1.0 - b2) / (1.0 - b2**self.t))
+        step_size = self.lr * (1.0 - b1) / (1.0 - b1**self.t) / root
+        eps = self.eps / root
+        for p, m, v, buf in zip(self.params, self.m, self.v, self._scratch, strict=True):
+            g = p.grad
+            m *= b1
+            m += g
+            v *= b2
+            v += np.multiply(g, g, out=buf)
+            np.sqrt(v, out=buf)
+            buf += eps
+            np.divide(m, buf, out=buf)
+            buf *= step_size
+            p.value -= buf
+
+    def __repr__(self) -> str:
+        return f"Adam(lr={self.lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps})"

@@ -1,0 +1,204 @@
+"""The ``mnist-sweep`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+
+from mnist_models.data import DatasetFallbackWarning
+from mnist_models.errors import ConfigError, DataError
+from mnist_models.training import load_splits
+from sweeps.objective import short_params
+from sweeps.progress import EpochPrinter, console
+from sweeps.storage import redact_url
+from sweeps.study import SweepSettings, run_sweep
+from sweeps.sweep_config import PRUNERS, SweepConfig, parse_overrides
+from tracking import Tracker, train_logged
+
+MODELS = ("mlp",)
+EXIT_CONFIG = 2
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("configuration")
+    group.add_argument("--model", choices=MODELS, default=None,
+                       help="model to train; picks the packaged sweeps/<model>.toml (default: mlp)")
+    group.add_argument("--config", metavar="FILE",
+                       help="a sweep file ([fixed] + [space.*]) or a config.toml of a logged run")
+    group.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set mlp.hidden_sizes=[512,256]; "
+                            "repeatable; fixes the key if it is searched")
+    group.add_argument("--epochs", type=int, help="override the number of epochs")
+    group.add_argument("--train-size", type=int, metavar="N",
+                       help="use only the first N training images")
+    group.add_argument("--seed", type=int, help="seed of training (and of the sampler)")
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=("auto", "mnist", "sample"),
+                      help="auto: full MNIST, else the bundled 5,000-digit sample with a "
+                           "warning (default); mnist: never fall back; sample: the sample")
+    data.add_argument("--data-dir", metavar="DIR",
+                      help="folder with the four MNIST IDX files (default: $MNIST_DIR, then the "
+                           "cache, then ~/.keras/datasets/mnist.npz, then download)")
+    tracking = parser.add_argument_group("tracking")
+    tracking.add_argument("--tracking-uri", metavar="URI",
+                          help="MLflow tracking URI (default: MLflow's local sqlite:///mlflow.db)")
+    tracking.add_argument("--experiment", metavar="NAME", help="MLflow experiment name")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mnist-sweep",
+        description="Optuna sweeps of MNIST classifiers, every trial tracked in MLflow.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sweep = commands.add_parser(
+        "sweep", help="run (or resume) an Optuna study",
+        description="Run an Optuna study maximising validation accuracy; one MLflow parent run "
+                    "per study and one child run per trial. Re-running the same command resumes.",
+    )
+    _add_config_args(sweep)
+    study = sweep.add_argument_group("study")
+    study.add_argument("--trials", type=int, metavar="N",
+                       help="finished trials the study should hold in total (a resumed study "
+                            "runs only the missing ones; default: the file's sweep.trials)")
+    study.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S s")
+    study.add_argument("--study", metavar="NAME", help="study name (default: mnist-<model>)")
+    study.add_argument("--storage", metavar="URL",
+                       help="Optuna storage: sqlite:///file.db, postgresql://..., or a .journal "
+                            "file (default: sqlite:///optuna.db in the working folder)")
+    study.add_argument("--pruner", choices=PRUNERS, help="override the file's sweep.pruner")
+    sweep.set_defaults(handler=cmd_sweep)
+
+    train = commands.add_parser(
+        "train", help="train one configuration and log it as a single MLflow run",
+        description="Train one configuration (the fixed settings of the sweep file, with "
+                    "overrides) and log it as one MLflow run.",
+    )
+    _add_config_args(train)
+    train.set_defaults(handler=cmd_train)
+    return parser
+
+
+def resolve_sweep(args: argparse.Namespace, **settings: Any) -> SweepConfig:
+    """The sweep file (or the model's default) with every CLI override applied."""
+    if args.config:
+        sweep = SweepConfig.from_file(args.config)
+        if args.model and args.model != sweep.base.model:
+            raise ConfigError(
+                f"--model {args.model} conflicts with model = {sweep.base.model!r} in {args.config}"
+            )
+    else:
+        sweep = SweepConfig.for_model(args.model or "mlp")
+    overrides = parse_overrides(args.overrides)
+    for flag, key in (("epochs", "epochs"), ("train_size", "data.train_size"),
+                      ("seed", "seed"), ("dataset", "data.dataset")):
+        value = getattr(args, flag)
+        if value is not None:
+            if key in overrides:
+                raise ConfigError(f"--{flag.replace('_', '-')} conflicts with --set {key}=...")
+            overrides[key] = value
+    return sweep.with_overrides(overrides, **settings)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    if args.trials is not None and args.trials < 1:
+        raise ConfigError(f"--trials {args.trials}: expected >= 1")
+    if args.timeout is not None and args.timeout <= 0:
+        raise ConfigError(f"--timeout {args.timeout}: expected > 0 seconds")
+    sweep = resolve_sweep(args, pruner=args.pruner, trials=args.trials)
+    study_name = args.study or f"mnist-{sweep.base.model}"
+    settings = SweepSettings(
+        study=study_name,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        trials=args.trials,
+        timeout=args.timeout,
+        seed=sweep.base.seed,
+        data_dir=args.data_dir,
+    )
+    study = run_sweep(sweep, settings)
+    completed = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
+    if completed:
+        best = study.best_trial
+        console.print(
+            f"best: trial {best.number} val acc [bold]{best.value:.4f}[/] "
+            f"test acc {best.user_attrs.get('test_accuracy', float('nan')):.4f} "
+            f"{short_params(best.params)}"
+        )
+    console.print(_ui_hint(args.tracking_uri))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = resolve_sweep(args).base
+    splits = load_splits(config, args.data_dir)
+    tracker = Tracker(args.experiment or f"mnist-{config.model}-train", args.tracking_uri)
+    label = f"train-{config.model} " + short_params(
+        {"lr": config.lr, "batch_size": config.batch_size, "dropout": config.dropout,
+         "augment": config.augment}
+    )
+    run = tracker.start_run(label, tags={"mnist_sweeps.role": "train", "model": config.model})
+    status = "FAILED"
+    try:
+        result = train_logged(run, config, splits, [EpochPrinter(label)])
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        run.end(status)
+    console.print(
+        f"test accuracy [bold]{result.test.accuracy:.4f}[/] after {result.epochs_trained} "
+        f"epochs in {result.seconds:.1f}s on {splits.info.name} "
+        f"({len(splits.y_train)} train / {len(splits.y_val)} val / {len(splits.y_test)} test); "
+        f"MLflow run {run.run_id}"
+    )
+    console.print(_ui_hint(args.tracking_uri))
+    return 0
+
+
+def _ui_hint(tracking_uri: str | None) -> str:
+    store = tracking_uri or "sqlite:///mlflow.db"
+    return f"browse: mlflow ui --backend-store-uri {redact_url(store)}"
+
+
+def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    if issubclass(category, DatasetFallbackWarning):
+        console.print(f"[yellow bold]warning:[/] {message}")
+    else:
+        _default_showwarning(message, category, *args, **kwargs)
+
+
+_default_showwarning = warnings.showwarning
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = _show_warning
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what Optuna does
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        console.print(f"mnist-sweep: error: {exc}", markup=False)
+        return EXIT_CONFIG
+    except DataError as exc:
+        console.print(f"mnist-sweep: data error: {exc}", markup=False)
+        return 1
+    except KeyboardInterrupt:
+        console.print("interrupted; re-run the same command to resume", markup=False)
+        return 130
+    finally:
+        warnings.showwarning = _default_showwarning
+
+
+if __name__ == "__main__":
+    sys.exit(main())

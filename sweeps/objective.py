@@ -1,0 +1,115 @@
+"""The Optuna objective: trial → frozen config → training with callbacks → MLflow child run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+
+from mnist_models.config import TrainConfig
+from mnist_models.data import Splits
+from mnist_models.errors import TrialFailed
+from mnist_models.training import TrainResult
+from sweeps.progress import EpochPrinter, console
+from sweeps.pruning import PruningCallback
+from sweeps.sweep_config import SweepConfig
+from tracking import RunLogger, Tracker, train_logged
+
+_SHORT = {"batch_size": "bs", "dropout": "do", "learning_rate": "lr"}
+
+
+def short_params(params: dict[str, Any]) -> str:
+    """``lr=0.0023 bs=64 do=0.31 aug``: a run name suffix that reads and sorts well."""
+    words = []
+    for key, value in params.items():
+        name = _SHORT.get(key.rsplit(".", 1)[-1], key.rsplit(".", 1)[-1])
+        if isinstance(value, bool):
+            words.append(name[:3] if value else f"no-{name[:3]}")
+        elif isinstance(value, float):
+            words.append(f"{name}={value:.3g}")
+        else:
+            words.append(f"{name}={value}")
+    return " ".join(words)
+
+
+class Objective:
+    """Trains one trial and logs it as a child run of the study's parent run.
+
+    Args:
+        sweep: What is searched and what is fixed.
+        splits_for: Returns the data splits of a config (cached by the caller).
+        tracker: The MLflow experiment to log into.
+        parent_run_id: The study's parent run.
+        study_name: Recorded as the ``optuna.study`` tag.
+    """
+
+    def __init__(
+        self,
+        sweep: SweepConfig,
+        splits_for: Callable[[TrainConfig], Splits],
+        tracker: Tracker,
+        parent_run_id: str,
+        study_name: str,
+    ) -> None:
+        self.sweep = sweep
+        self.splits_for = splits_for
+        self.tracker = tracker
+        self.parent_run_id = parent_run_id
+        self.study_name = study_name
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = self.sweep.space.sample(trial)
+        config = self.sweep.base.replace(params, source=f"trial {trial.number}")
+        trial.set_user_attr("config", config.to_dict())
+        name = f"trial-{trial.number:03d} {short_params(params)}".strip()
+        run = self.tracker.start_run(
+            name,
+            tags={
+                "optuna.study": self.study_name,
+                "optuna.trial": trial.number,
+                "optuna.state": "RUNNING",
+                "mnist_sweeps.role": "trial",
+                "model": config.model,
+            },
+            parent_run_id=self.parent_run_id,
+        )
+        trial.set_user_attr("mlflow_run_id", run.run_id)
+        try:
+            result = self._train(trial, config, run, name)
+        except TrialFailed as exc:
+            _close(run, "FAIL", "FAILED", {"failure_reason": str(exc)})
+            console.print(f"[red]{name}: failed: {exc}[/]")
+            raise
+        except KeyboardInterrupt:
+            _close(run, "FAIL", "KILLED", {"failure_reason": "interrupted"})
+            raise
+        except BaseException as exc:
+            _close(run, "FAIL", "FAILED", {"failure_reason": f"{type(exc).__name__}: {exc}"})
+            raise
+        value = result.val_accuracy
+        if result.stopped_early:
+            # A pruned trial is visibly not a finished one: KILLED status and its own state tag.
+            _close(run, "PRUNED", "KILLED", {"pruned_at_epoch": result.epochs_trained})
+            console.print(f"{name}: pruned at epoch {result.epochs_trained} (val acc {value:.4f})")
+            raise optuna.TrialPruned(result.stop_reason)
+        _close(run, "COMPLETE", "FINISHED", {})
+        console.print(
+            f"{name}: val acc [bold]{value:.4f}[/] test acc {result.test.accuracy:.4f} "
+            f"({result.seconds:.1f}s)"
+        )
+        return value
+
+    def _train(
+        self, trial: optuna.Trial, config: TrainConfig, run: RunLogger, name: str
+    ) -> TrainResult:
+        splits = self.splits_for(config)
+        result = train_logged(run, config, splits, [PruningCallback(trial), EpochPrinter(name)])
+        trial.set_user_attr("test_accuracy", result.test.accuracy)
+        trial.set_user_attr("epochs_trained", result.epochs_trained)
+        return result
+
+
+def _close(run: RunLogger, state: str, status: str, tags: dict[str, Any]) -> None:
+    run.set_tags({"optuna.state": state, **tags})
+    run.end(status)

@@ -1,0 +1,169 @@
+"""Search spaces as data: one parameter spec per TOML table, sampled through an Optuna trial.
+
+A space never builds a model. It only turns a trial into a dict of dotted config keys, which
+:meth:`mnist_models.config.TrainConfig.replace` validates like any other override.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from mnist_models.errors import ConfigError
+
+Choice = bool | int | float | str
+
+
+class ParamSpec(abc.ABC):
+    """One searched parameter, named by its dotted config key."""
+
+    name: str
+
+    @abc.abstractmethod
+    def suggest(self, trial: optuna.Trial) -> Any:
+        """Draws a value through ``trial``."""
+
+    @abc.abstractmethod
+    def candidates(self) -> list[Any]:
+        """Values spanning the range (bounds or every choice), used to validate the space."""
+
+    @abc.abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML table this spec was read from."""
+
+
+@dataclass(frozen=True)
+class FloatParam(ParamSpec):
+    name: str
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if self.low > self.high:
+            raise ConfigError(f"space.{self.name}: low={self.low} must be <= high={self.high}")
+        if self.log and self.low <= 0:
+            raise ConfigError(f"space.{self.name}: low={self.low} must be > 0 when log = true")
+
+    def suggest(self, trial: optuna.Trial) -> float:
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+
+    def candidates(self) -> list[Any]:
+        return [self.low, self.high]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "float", "low": self.low, "high": self.high, "log": self.log}
+
+
+@dataclass(frozen=True)
+class IntParam(ParamSpec):
+    name: str
+    low: int
+    high: int
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if self.low > self.high:
+            raise ConfigError(f"space.{self.name}: low={self.low} must be <= high={self.high}")
+        if self.log and self.low <= 0:
+            raise ConfigError(f"space.{self.name}: low={self.low} must be > 0 when log = true")
+
+    def suggest(self, trial: optuna.Trial) -> int:
+        return trial.suggest_int(self.name, self.low, self.high, log=self.log)
+
+    def candidates(self) -> list[Any]:
+        return [self.low, self.high]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "int", "low": self.low, "high": self.high, "log": self.log}
+
+
+@dataclass(frozen=True)
+class CategoricalParam(ParamSpec):
+    name: str
+    choices: tuple[Choice, ...]
+
+    def __post_init__(self) -> None:
+        if not self.choices:
+            raise ConfigError(f"space.{self.name}: choices must not be empty")
+        for choice in self.choices:
+            if not isinstance(choice, (bool, int, float, str)):
+                raise ConfigError(
+                    f"space.{self.name}: choice {choice!r} must be a bool, number or string"
+                )
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        return trial.suggest_categorical(self.name, list(self.choices))
+
+    def candidates(self) -> list[Any]:
+        return list(self.choices)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "categorical", "choices": list(self.choices)}
+
+
+_KINDS: dict[str, tuple[type[ParamSpec], dict[str, tuple[type, ...]], set[str]]] = {
+    # kind: (class, {field: accepted types}, required fields)
+    "float": (FloatParam, {"low": (int, float), "high": (int, float), "log": (bool,)},
+              {"low", "high"}),
+    "int": (IntParam, {"low": (int,), "high": (int,), "log": (bool,)}, {"low", "high"}),
+    "categorical": (CategoricalParam, {"choices": (list,)}, {"choices"}),
+}
+
+
+def parse_param(name: str, table: Any) -> ParamSpec:
+    """Builds a :class:`ParamSpec` from its TOML table, e.g. ``{type="float", low=.., high=..}``."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"space.{name}: expected a table like {{type = \"float\", ...}}")
+    kind = table.get("type")
+    if kind not in _KINDS:
+        raise ConfigError(f"space.{name}.type={kind!r}: expected one of {sorted(_KINDS)}")
+    cls, fields, required = _KINDS[kind]
+    for key, value in table.items():
+        if key == "type":
+            continue
+        if key not in fields:
+            raise ConfigError(
+                f"space.{name}: unknown key {key!r} for type {kind!r} "
+                f"(expected {sorted(fields)})"
+            )
+        accepted = fields[key]
+        if (isinstance(value, bool) and bool not in accepted) or not isinstance(value, accepted):
+            names = " or ".join(t.__name__ for t in accepted)
+            raise ConfigError(f"space.{name}.{key}={value!r}: expected {names}")
+    missing = required - table.keys()
+    if missing:
+        raise ConfigError(f"space.{name}: missing {sorted(missing)} for type {kind!r}")
+    kwargs = {key: value for key, value in table.items() if key != "type"}
+    if kind == "categorical":
+        kwargs["choices"] = tuple(kwargs["choices"])
+    return cls(name=name, **kwargs)
+
+
+class SearchSpace:
+    """An ordered set of :class:`ParamSpec` keyed by dotted config key."""
+
+    def __init__(self, params: Sequence[ParamSpec] = ()) -> None:
+        self.params = {param.name: param for param in params}
+
+    @classmethod
+    def from_dict(cls, tables: Mapping[str, Any]) -> SearchSpace:
+        return cls([parse_param(name, table) for name, table in tables.items()])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: param.to_dict() for name, param in self.params.items()}
+
+    def sample(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Draws every parameter; the result maps dotted config keys to values."""
+        return {name: param.suggest(trial) for name, param in self.params.items()}
+
+    def without(self, names: Sequence[str]) -> SearchSpace:
+        """A copy lacking ``names`` (used when a ``--set`` fixes a searched parameter)."""
+        return SearchSpace([p for n, p in self.params.items() if n not in names])
+
+    def __len__(self) -> int:
+        return len(self.params)

@@ -1,0 +1,56 @@
+"""Optuna storages: the local default, URL handling and credential redaction."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import optuna
+
+from mnist_models.errors import ConfigError
+
+DEFAULT_STORAGE_FILE = "optuna.db"
+_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
+
+
+def default_storage(folder: str | Path = ".") -> str:
+    """A local SQLite file in ``folder`` (the working folder by default)."""
+    return f"sqlite:///{Path(folder) / DEFAULT_STORAGE_FILE}"
+
+
+def redact_url(url: str | None) -> str:
+    """Replaces the password of ``scheme://user:password@host/...`` with ``***``.
+
+    Anything shown or logged about a storage or tracking URL goes through this first.
+    """
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"(//[^/:@]*):[^@/]*@", r"\1:***@", url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
+
+
+def open_storage(url: str | None) -> optuna.storages.BaseStorage:
+    """Opens ``url`` (an RDB URL or a ``.journal``/``.log`` file path) as an Optuna storage.
+
+    Raises:
+        ConfigError: For an unsupported URL, naming it with its password redacted.
+    """
+    url = url or default_storage()
+    scheme = url.split(":", 1)[0].split("+", 1)[0] if "://" in url else ""
+    if scheme in _SCHEMES:
+        return optuna.storages.RDBStorage(url)
+    if not scheme and url.endswith((".journal", ".log")):
+        backend = optuna.storages.journal.JournalFileBackend(url)
+        return optuna.storages.JournalStorage(backend)
+    raise ConfigError(
+        f"--storage {redact_url(url)!r}: expected a database URL "
+        f"(sqlite:///file.db, postgresql://..., mysql://...) or a path ending in .journal"
+    )

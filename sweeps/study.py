@@ -1,0 +1,182 @@
+"""Running a study: storage, sampler, pruner, the MLflow parent run, and the trial budget."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from mlflow.entities import Metric
+from optuna.trial import TrialState
+
+from mnist_models.config import TrainConfig
+from mnist_models.data import MnistData, Splits, load_mnist, make_splits
+from mnist_models.errors import ConfigError, TrialFailed
+from sweeps.objective import Objective
+from sweeps.progress import console
+from sweeps.pruning import make_pruner
+from sweeps.storage import default_storage, open_storage, redact_url
+from sweeps.sweep_config import OBJECTIVE, SweepConfig
+from tracking import RunLogger, Tracker
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+CONFIG_ATTR = "sweep_config"
+# What a study searches; the trial budget, sampler and pruner may change between runs.
+SEARCH_DEFINING = ("fixed", "space")
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Where and how long to run a study (everything not stored with the study itself)."""
+
+    study: str
+    storage: str | None = None
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    trials: int | None = None
+    timeout: float | None = None
+    seed: int = 0
+    data_dir: str | Path | None = None
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def load_or_create_study(sweep: SweepConfig, settings: SweepSettings) -> optuna.Study:
+    """Creates the study, or loads it if it exists and searched the same config.
+
+    Raises:
+        ConfigError: If an existing study of that name was created from another config.
+    """
+    storage = open_storage(settings.storage)
+    study = optuna.create_study(
+        study_name=settings.study,
+        storage=storage,
+        sampler=make_sampler(sweep.sampler, settings.seed),
+        pruner=make_pruner(sweep.pruner),
+        direction="maximize",
+        load_if_exists=True,
+    )
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    wanted = json.loads(json.dumps(sweep.to_dict()))
+    if stored is None:
+        study.set_user_attr(CONFIG_ATTR, wanted)
+        study.set_user_attr("objective", OBJECTIVE)
+    elif any(stored.get(part) != wanted[part] for part in SEARCH_DEFINING):
+        raise ConfigError(
+            f"--study {settings.study!r}: this study exists in "
+            f"{redact_url(settings.storage)!r} with a different config; "
+            "use a new --study name, or the same config and flags to resume it"
+        )
+    return study
+
+
+class SplitsCache:
+    """Loads MNIST once and reuses splits between trials that share the data settings."""
+
+    def __init__(self, data_dir: str | Path | None) -> None:
+        self.data_dir = data_dir
+        self._data: dict[str, MnistData] = {}
+        self._splits: dict[tuple[Any, ...], Splits] = {}
+
+    def __call__(self, config: TrainConfig) -> Splits:
+        dataset = config.data.dataset
+        if dataset not in self._data:
+            self._data[dataset] = load_mnist(self.data_dir, dataset=dataset)
+        key = (config.data, config.seed, config.mlp.dtype)
+        if key not in self._splits:
+            self._splits[key] = make_splits(
+                self._data[dataset], config.data, config.seed, dtype=config.mlp.dtype
+            )
+        return self._splits[key]
+
+
+def parent_run(tracker: Tracker, study: optuna.Study, sweep: SweepConfig, storage: str) -> str:
+    """The study's single parent run: found again on resume, created otherwise."""
+    tags = {"optuna.study": study.study_name, "mnist_sweeps.role": "study"}
+    existing = tracker.find_runs(tags)
+    if existing:
+        return tracker.resume_run(existing[0]).run_id
+    run = tracker.start_run(f"study-{study.study_name}", tags=tags)
+    run.log_params(
+        {
+            "study": study.study_name,
+            "storage": redact_url(storage),
+            "sampler": type(study.sampler).__name__,
+            "pruner": type(study.pruner).__name__,
+            "objective": f"maximize {OBJECTIVE}",
+            **{f"space.{k}": json.dumps(v) for k, v in sweep.space.to_dict().items()},
+        }
+    )
+    run.set_tags({"optuna.storage": redact_url(storage)})
+    run.client.log_dict(run.run_id, sweep.to_dict(), "sweep_config.json")
+    return run.run_id
+
+
+def run_sweep(
+    sweep: SweepConfig,
+    settings: SweepSettings,
+    splits_for: Callable[[TrainConfig], Splits] | None = None,
+) -> optuna.Study:
+    """Runs trials until the study holds ``trials`` finished (complete or pruned) trials.
+
+    Re-running the same command resumes: finished trials are kept and only the missing ones
+    run. Failed trials (``TrialFailed``) are recorded and do not stop the sweep.
+    """
+    storage = settings.storage or default_storage()
+    study = load_or_create_study(sweep, SweepSettings(**{**settings.__dict__, "storage": storage}))
+    tracker = Tracker(settings.experiment or settings.study, settings.tracking_uri)
+    parent_id = parent_run(tracker, study, sweep, storage)
+    target = settings.trials or sweep.trials
+    done = len(study.get_trials(deepcopy=False, states=FINISHED))
+    console.print(
+        f"study [bold]{study.study_name}[/] in {redact_url(storage)}: {done} of {target} "
+        f"trials finished; MLflow experiment '{tracker.experiment_name}' at "
+        f"{redact_url(tracker.tracking_uri)}"
+    )
+    objective = Objective(
+        sweep, splits_for or SplitsCache(settings.data_dir), tracker, parent_id, study.study_name
+    )
+    status = "FAILED"
+    try:
+        if done < target:
+            study.optimize(
+                objective,
+                n_trials=target - done,
+                timeout=settings.timeout,
+                catch=(TrialFailed,),
+                callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED)],
+            )
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        _summarise(tracker, parent_id, study)
+        tracker.client.set_terminated(parent_id, status=status)
+    return study
+
+
+def _summarise(tracker: Tracker, parent_id: str, study: optuna.Study) -> None:
+    """Best value and params on the parent run (tags, since they change as the study grows)."""
+    trials = study.get_trials(deepcopy=False)
+    counts = {state.name: sum(t.state == state for t in trials) for state in TrialState}
+    tags: dict[str, Any] = {f"trials.{k.lower()}": v for k, v in counts.items() if v}
+    completed = [t for t in trials if t.state == TrialState.COMPLETE]
+    if completed:
+        best = study.best_trial
+        tags.update({"best.trial": best.number, "best.value": f"{best.value:.6f}"})
+        tags.update({f"best.{key}": value for key, value in best.params.items()})
+        if "mlflow_run_id" in best.user_attrs:
+            tags["best.run_id"] = best.user_attrs["mlflow_run_id"]
+        tracker.client.log_batch(
+            parent_id,
+            metrics=[Metric(f"best_{OBJECTIVE}", float(best.value), 0, len(trials))],
+        )
+    RunLogger(tracker.client, parent_id).set_tags(tags)

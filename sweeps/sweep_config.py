@@ -1,0 +1,150 @@
+"""A sweep file: fixed settings (a base :class:`TrainConfig`) plus a search space.
+
+The same document, after CLI overrides, is stored on the study (user attrs), so a joining
+worker or a later ``best`` needs no file and cannot drift from what the study searched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mnist_models.config import TrainConfig, config_keys, read_toml
+from mnist_models.errors import ConfigError
+from sweeps.space import SearchSpace
+
+OBJECTIVE = "val_accuracy"  # maximised; validation accuracy after the last epoch trained
+SECTIONS = {"sweep", "fixed", "space"}
+SWEEP_KEYS = {"trials": int, "sampler": str, "pruner": str}
+SAMPLERS = ("tpe", "random")
+PRUNERS = ("none", "median", "hyperband")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What a study searches.
+
+    Attributes:
+        base: The fixed settings every trial starts from.
+        space: The searched parameters (dotted config keys).
+        trials: Default number of finished trials the study should reach.
+        sampler: ``tpe`` (default) or ``random``.
+        pruner: ``median`` (default), ``hyperband`` or ``none``.
+    """
+
+    base: TrainConfig
+    space: SearchSpace
+    trials: int = 20
+    sampler: str = "tpe"
+    pruner: str = "median"
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise ConfigError(f"sweep.trials={self.trials}: expected >= 1")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"sweep.sampler={self.sampler!r}: expected one of {SAMPLERS}")
+        if self.pruner not in PRUNERS:
+            raise ConfigError(f"sweep.pruner={self.pruner!r}: expected one of {PRUNERS}")
+        if self.base.data.val_fraction <= 0:
+            raise ConfigError(
+                f"fixed.data.val_fraction={self.base.data.val_fraction}: expected > 0 "
+                f"(a sweep maximises {OBJECTIVE})"
+            )
+        _check_space(self.base, self.space)
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any], source: str = "sweep config") -> SweepConfig:
+        """Parses a sweep document strictly; errors name ``source`` and the key."""
+        try:
+            unknown = set(document) - SECTIONS
+            if unknown:
+                raise ConfigError(
+                    f"unknown section {sorted(unknown)[0]!r} (expected {sorted(SECTIONS)})"
+                )
+            settings = dict(document.get("sweep", {}))
+            for key, value in settings.items():
+                kind = SWEEP_KEYS.get(key)
+                if kind is None:
+                    raise ConfigError(
+                        f"unknown key 'sweep.{key}' (expected one of {sorted(SWEEP_KEYS)})"
+                    )
+                if isinstance(value, bool) or not isinstance(value, kind):
+                    raise ConfigError(f"sweep.{key}={value!r}: expected {kind.__name__}")
+            base = TrainConfig.from_dict(document.get("fixed", {}), source="fixed")
+            space = SearchSpace.from_dict(document.get("space", {}))
+            return cls(base=base, space=space, **settings)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SweepConfig:
+        """Reads a sweep file, or a plain config file (then nothing is searched)."""
+        document = read_toml(path)
+        if not SECTIONS & set(document):
+            document = {"fixed": document}  # an exported or logged config.toml
+        return cls.from_dict(document, source=str(path))
+
+    @classmethod
+    def for_model(cls, model: str) -> SweepConfig:
+        """The packaged default sweep of ``model`` (``sweeps/<model>.toml``)."""
+        resource = resources.files("sweeps").joinpath(f"{model}.toml")
+        if not resource.is_file():
+            raise ConfigError(f"--model {model!r}: no packaged sweep sweeps/{model}.toml")
+        with resources.as_file(resource) as path:
+            return cls.from_file(path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sweep": {"trials": self.trials, "sampler": self.sampler, "pruner": self.pruner},
+            "fixed": self.base.to_dict(),
+            "space": self.space.to_dict(),
+        }
+
+    def with_overrides(
+        self, overrides: Mapping[str, Any], source: str = "command line", **settings: Any
+    ) -> SweepConfig:
+        """Applies dotted-key overrides to the fixed settings.
+
+        A key that is also searched becomes fixed: it leaves the space.
+        """
+        base = self.base.replace(overrides, source=source) if overrides else self.base
+        space = self.space.without(list(overrides))
+        values = {"trials": self.trials, "sampler": self.sampler, "pruner": self.pruner}
+        values.update({k: v for k, v in settings.items() if v is not None})
+        try:
+            return SweepConfig(base=base, space=space, **values)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+
+def _check_space(base: TrainConfig, space: SearchSpace) -> None:
+    """Every searched key must exist, and every bound or choice must make a valid config."""
+    keys = set(config_keys()) | {"data.train_size", "data.test_size"}
+    for name, param in space.params.items():
+        if name not in keys:
+            raise ConfigError(
+                f"space.{name}: the model has no parameter {name!r} "
+                f"(searchable: {', '.join(sorted(keys))})"
+            )
+        for value in param.candidates():
+            try:
+                base.replace({name: value})
+            except ConfigError as exc:
+                message = str(exc).removeprefix("override: ")
+                raise ConfigError(f"space.{name}: {message}") from None
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """Turns ``["lr=0.01", "mlp.hidden_sizes=[512]"]`` into a dict (values parsed as TOML)."""
+    from mnist_models.config import parse_value
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set lr=0.002")
+        out[key.strip()] = parse_value(value.strip())
+    return out

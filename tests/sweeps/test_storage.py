@@ -1,0 +1,40 @@
+"""Storage URLs: redaction and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from mnist_models.errors import ConfigError
+from sweeps.storage import default_storage, open_storage, redact_url
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://alice:s3cret@db.example:5432/optuna", "postgresql://alice:***@db.example:5432/optuna"),
+        ("mysql+pymysql://root:p%40ss@127.0.0.1/test", "mysql+pymysql://root:***@127.0.0.1/test"),
+        ("https://user:tok@mlflow.example", "https://user:***@mlflow.example"),
+        ("postgresql://alice@db/optuna", "postgresql://alice@db/optuna"),
+        ("sqlite:///optuna.db", "sqlite:///optuna.db"),
+        ("", ""),
+    ],
+)
+def test_redact_url(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+def test_unknown_storage_is_a_config_error_without_the_password() -> None:
+    with pytest.raises(ConfigError) as caught:
+        open_storage("redis2://bob:hunter2@localhost/0")
+    assert "hunter2" not in str(caught.value)
+    assert "bob:***@" in str(caught.value)
+
+
+def test_sqlite_and_journal_storages_open(tmp_path: Path) -> None:
+    sqlite = open_storage(default_storage(tmp_path))
+    assert isinstance(sqlite, optuna.storages.RDBStorage)
+    journal = open_storage(str(tmp_path / "study.journal"))
+    assert isinstance(journal, optuna.storages.JournalStorage)

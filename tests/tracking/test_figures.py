@@ -1,0 +1,47 @@
+"""Figures render off-screen and show what they claim."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnist_models.callbacks import EpochResult
+from mnist_models.metrics import evaluate_scores
+from tracking.figures import confusion_matrix_figure, curves_figure, misclassified_figure
+
+
+def _evaluation():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 200)
+    scores = rng.random((200, 10)).astype(np.float32)
+    scores[np.arange(150), labels[:150]] += 2  # 150 right, the rest mostly wrong
+    return evaluate_scores(labels, scores, loss=0.5)
+
+
+def test_confusion_matrix_annotates_every_cell_with_counts() -> None:
+    evaluation = _evaluation()
+    figure = confusion_matrix_figure(evaluation)
+    axes = figure.axes[0]
+    texts = [t.get_text() for t in axes.texts]
+    assert len(texts) == 100
+    assert sum(int(t) for t in texts) == 200
+    assert f"{evaluation.accuracy:.4f}" in axes.get_title()
+
+
+def test_curves_plot_train_and_validation() -> None:
+    history = [EpochResult(e, 1 / e, 0.5 + e / 10, 1.2 / e, 0.45 + e / 10, 1e-3, 1.0) for e in (1, 2, 3)]
+    figure = curves_figure(history)
+    loss_axes = figure.axes[0]
+    assert [line.get_label() for line in loss_axes.lines] == ["train", "validation"]
+    np.testing.assert_allclose(loss_axes.lines[0].get_ydata(), [1, 0.5, 1 / 3])
+
+
+def test_misclassified_grid_shows_the_most_confident_errors() -> None:
+    evaluation = _evaluation()
+    images = np.random.default_rng(1).random((200, 28, 28))
+    figure = misclassified_figure(images, evaluation, count=10)
+    titles = [a.get_title() for a in figure.axes if a.get_title()]
+    assert len(titles) == 10
+    wrong = np.flatnonzero(evaluation.predictions != evaluation.labels)
+    confidence = evaluation.scores[wrong, evaluation.predictions[wrong]]
+    first = wrong[np.argmax(confidence)]
+    assert titles[0].startswith(f"#{first} true {evaluation.labels[first]}")

@@ -1,0 +1,67 @@
+"""What one tracked run holds in a real (SQLite) MLflow store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from mnist_models.config import TrainConfig
+from mnist_models.data import Splits
+from tracking import Tracker, train_logged
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def test_a_logged_run_holds_config_curves_dataset_and_figures(
+    store: str, tmp_path: Path, small_splits: Splits, tiny_config: TrainConfig
+) -> None:
+    tracker = Tracker("unit", store)
+    run = tracker.start_run("one", tags={"kind": "test"})
+    result = train_logged(run, tiny_config.replace({"epochs": 3}), small_splits)
+    run.end()
+
+    client = MlflowClient(store)
+    data = client.get_run(run.run_id)
+    assert data.info.status == "FINISHED"
+    assert data.data.params["lr"] == str(tiny_config.lr)
+    assert json.loads(data.data.params["mlp.hidden_sizes"]) == list(tiny_config.mlp.hidden_sizes)
+    assert data.data.metrics["test_accuracy"] == pytest.approx(result.test.accuracy)
+    history = client.get_metric_history(run.run_id, "val_accuracy")
+    assert [m.step for m in history] == [1, 2, 3]
+    assert [m.value for m in history] == pytest.approx([e.val_accuracy for e in result.history])
+    names = {a.path for a in client.list_artifacts(run.run_id)}
+    assert {"config.toml", "confusion_matrix.png", "confusion_matrix.json", "curves.png"} <= names
+    config_file = Path(client.download_artifacts(run.run_id, "config.toml", str(tmp_path)))
+    assert TrainConfig.from_toml(config_file) == tiny_config.replace({"epochs": 3})
+    matrix = json.loads(
+        Path(client.download_artifacts(run.run_id, "confusion_matrix.json", str(tmp_path))).read_text()
+    )
+    assert matrix["confusion_matrix"] == result.test.confusion.tolist()
+    contexts = {
+        tag.value
+        for inp in data.inputs.dataset_inputs
+        for tag in inp.tags
+        if tag.key == "mlflow.data.context"
+    }
+    assert contexts == {"train", "validation", "test"}
+    assert {inp.dataset.digest for inp in data.inputs.dataset_inputs} == {small_splits.digest}
+    assert data.data.tags["dataset.name"] == small_splits.info.name
+    # Artifacts live beside the SQLite file, not in the working folder.
+    assert str(tmp_path) in data.info.artifact_uri
+
+
+def test_child_runs_are_nested_explicitly(store: str) -> None:
+    tracker = Tracker("nesting", store)
+    parent = tracker.start_run("study-x", tags={"role": "parent"})
+    child = tracker.start_run("trial-000", parent_run_id=parent.run_id)
+    client = MlflowClient(store)
+    assert client.get_run(child.run_id).data.tags["mlflow.parentRunId"] == parent.run_id
+    assert tracker.find_runs({"role": "parent"}) == [parent.run_id]
+    child.end("KILLED")
+    assert client.get_run(child.run_id).info.status == "KILLED"

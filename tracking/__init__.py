@@ -1,0 +1,9 @@
+"""Everything MLflow: runs, per-epoch metric batches, figures, artifacts and datasets.
+
+Knows nothing of Optuna: sweeps pass in whatever tags they want on a run.
+"""
+
+from tracking.run_logger import RunLogger, train_logged
+from tracking.runs import Tracker
+
+__all__ = ["RunLogger", "Tracker", "train_logged"]

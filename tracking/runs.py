@@ -1,0 +1,92 @@
+"""Experiments and run creation against one MLflow tracking store."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from mlflow import MlflowClient
+from mlflow.entities import ViewType
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from tracking.run_logger import RunLogger
+
+
+class Tracker:
+    """Creates and finds runs in one experiment of one tracking store.
+
+    Args:
+        experiment: Experiment name; created if missing.
+        tracking_uri: Any MLflow tracking URI; ``None`` uses MLflow's own default (a local
+            SQLite store, ``mlflow.db`` in the working folder).
+    """
+
+    def __init__(self, experiment: str, tracking_uri: str | None = None) -> None:
+        if not experiment:
+            raise ValueError(f"{experiment=} must be a non-empty name")
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.tracking_uri = self.client.tracking_uri
+        self.experiment_name = experiment
+        self.experiment_id = self._experiment_id(experiment)
+
+    def _experiment_id(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                self.client.restore_experiment(found.experiment_id)
+            return found.experiment_id
+        return self.client.create_experiment(name, artifact_location=_artifact_location(
+            self.tracking_uri, name
+        ))
+
+    def start_run(
+        self,
+        name: str,
+        tags: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+    ) -> RunLogger:
+        """Creates a RUNNING run, nested under ``parent_run_id`` when given."""
+        all_tags = {key: str(value) for key, value in (tags or {}).items()}
+        if parent_run_id is not None:
+            all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        return RunLogger(self.client, run.info.run_id)
+
+    def resume_run(self, run_id: str) -> RunLogger:
+        """Reopens an existing run (for example a study's parent run after a restart)."""
+        self.client.update_run(run_id, status="RUNNING")
+        return RunLogger(self.client, run_id)
+
+    def find_runs(self, tags: Mapping[str, str]) -> list[str]:
+        """Run ids of this experiment carrying all ``tags`` (oldest first)."""
+        filter_string = " and ".join(
+            f"tags.`{key}` = '{_quote(value)}'" for key, value in tags.items()
+        )
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=filter_string,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            order_by=["attributes.start_time ASC"],
+        )
+        return [run.info.run_id for run in runs]
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Keeps artifacts of a local SQLite store beside the database, not in the working folder.
+
+    MLflow's default for a local store is ``./mlruns`` relative to wherever the process was
+    started, which scatters artifacts when the same store is used from different folders.
+    """
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme != "sqlite" or not parsed.path or parsed.path == "/:memory:":
+        return None  # servers and other stores manage their own artifact roots
+    database = Path(tracking_uri.split("sqlite:///", 1)[-1])
+    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment)
+    return (database.resolve().parent / "mlruns" / folder).as_uri()
