@@ -52,8 +52,14 @@ def flops(n: int, hidden: int) -> float:
 
 def our_epoch(splits: Splits, hidden: int) -> float:
     config = TrainConfig().replace(
-        {"batch_size": BATCH, "dropout": 0.0, "lr": 0.01, "mlp.optimizer": "sgd",
-         "mlp.hidden_sizes": [hidden], "mlp.dtype": "float32"}
+        {
+            "batch_size": BATCH,
+            "dropout": 0.0,
+            "lr": 0.01,
+            "mlp.optimizer": "sgd",
+            "mlp.hidden_sizes": [hidden],
+            "mlp.dtype": "float32",
+        }
     )
     trainer = MLPTrainer(config, splits)
     start = time.perf_counter()

@@ -13,7 +13,7 @@ from mnist_models.errors import (
     TrialFailed,
 )
 from mnist_models.metrics import Evaluation
-from mnist_models.training import TrainResult, Trainer, load_splits, train
+from mnist_models.training import Trainer, TrainResult, load_splits, train
 
 __all__ = [
     "AugmentationConfig",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+
 from mnist_models.config import AugmentationConfig
 
 
@@ -39,7 +40,7 @@ def augment_batch(
 
     The result has the input's dtype; pixels that come from outside the image are 0.
     """
-    n, height, width = images.shape
+    n, height = images.shape[:2]
     if n == 0:
         return images.copy()
     matrices, offsets = random_affine_matrices(n, height, config, rng)

@@ -40,7 +40,7 @@ class EpochResult:
         }
 
 
-class StopTraining(Exception):  # noqa: N818 - a control-flow signal, like StopIteration
+class StopTraining(Exception):
     """Raised by a callback to end training after the current epoch."""
 
     def __init__(self, reason: str) -> None:

@@ -129,7 +129,9 @@ class MLPConfig(_Section):
         self._require(self.init_scale > 0, "init_scale", "> 0")
         self._require(self.loss in ("cross_entropy", "mse"), "loss", "'cross_entropy' or 'mse'")
         self._require(
-            self.optimizer in ("sgd", "momentum", "adam"), "optimizer", "'sgd', 'momentum' or 'adam'"
+            self.optimizer in ("sgd", "momentum", "adam"),
+            "optimizer",
+            "'sgd', 'momentum' or 'adam'",
         )
         self._require(0.0 <= self.momentum < 1.0, "momentum", "a value in [0, 1)")
         self._require(self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'")
@@ -220,7 +222,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def parse_value(text: str) -> Any:
-    """Parses a ``--set`` value as a TOML value (``0.01``, ``[512, 256]``, ``true``), else a string."""
+    """Parses a ``--set`` value as TOML (``0.01``, ``[512, 256]``, ``true``), else as text."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -300,7 +302,7 @@ def _from_dict(cls: type[_C], data: Mapping[str, Any], prefix: str) -> _C:
     for key, value in data.items():
         kind = hints[key]
         if isinstance(kind, type) and dataclasses.is_dataclass(kind):
-            kwargs[key] = _from_dict(kind, value, f"{prefix}{key}.")
+            kwargs[key] = _from_dict(kind, value, f"{prefix}{key}.")  # type: ignore[type-var]
         else:
             kwargs[key] = _coerce(f"{prefix}{key}", value, kind)
     return cls(**kwargs)

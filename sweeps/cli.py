@@ -26,28 +26,50 @@ EXIT_CONFIG = 2
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("configuration")
-    group.add_argument("--model", choices=MODELS, default=None,
-                       help="model to train; picks the packaged sweeps/<model>.toml (default: mlp)")
-    group.add_argument("--config", metavar="FILE",
-                       help="a sweep file ([fixed] + [space.*]) or a config.toml of a logged run")
-    group.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="KEY=VALUE",
-                       help="override a config key, e.g. --set mlp.hidden_sizes=[512,256]; "
-                            "repeatable; fixes the key if it is searched")
+    group.add_argument(
+        "--model",
+        choices=MODELS,
+        default=None,
+        help="model to train; picks the packaged sweeps/<model>.toml (default: mlp)",
+    )
+    group.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a sweep file ([fixed] + [space.*]) or a config.toml of a logged run",
+    )
+    group.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set mlp.hidden_sizes=[512,256]; "
+        "repeatable; fixes the key if it is searched",
+    )
     group.add_argument("--epochs", type=int, help="override the number of epochs")
-    group.add_argument("--train-size", type=int, metavar="N",
-                       help="use only the first N training images")
+    group.add_argument(
+        "--train-size", type=int, metavar="N", help="use only the first N training images"
+    )
     group.add_argument("--seed", type=int, help="seed of training (and of the sampler)")
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", choices=("auto", "mnist", "sample"),
-                      help="auto: full MNIST, else the bundled 5,000-digit sample with a "
-                           "warning (default); mnist: never fall back; sample: the sample")
-    data.add_argument("--data-dir", metavar="DIR",
-                      help="folder with the four MNIST IDX files (default: $MNIST_DIR, then the "
-                           "cache, then ~/.keras/datasets/mnist.npz, then download)")
+    data.add_argument(
+        "--dataset",
+        choices=("auto", "mnist", "sample"),
+        help="auto: full MNIST, else the bundled 5,000-digit sample with a "
+        "warning (default); mnist: never fall back; sample: the sample",
+    )
+    data.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder with the four MNIST IDX files (default: $MNIST_DIR, then the "
+        "cache, then ~/.keras/datasets/mnist.npz, then download)",
+    )
     tracking = parser.add_argument_group("tracking")
-    tracking.add_argument("--tracking-uri", metavar="URI",
-                          help="MLflow tracking URI (default: MLflow's local sqlite:///mlflow.db)")
+    tracking.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default: MLflow's local sqlite:///mlflow.db)",
+    )
     tracking.add_argument("--experiment", metavar="NAME", help="MLflow experiment name")
 
 
@@ -59,27 +81,36 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sweep = commands.add_parser(
-        "sweep", help="run (or resume) an Optuna study",
+        "sweep",
+        help="run (or resume) an Optuna study",
         description="Run an Optuna study maximising validation accuracy; one MLflow parent run "
-                    "per study and one child run per trial. Re-running the same command resumes.",
+        "per study and one child run per trial. Re-running the same command resumes.",
     )
     _add_config_args(sweep)
     study = sweep.add_argument_group("study")
-    study.add_argument("--trials", type=int, metavar="N",
-                       help="finished trials the study should hold in total (a resumed study "
-                            "runs only the missing ones; default: the file's sweep.trials)")
+    study.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="finished trials the study should hold in total (a resumed study "
+        "runs only the missing ones; default: the file's sweep.trials)",
+    )
     study.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S s")
     study.add_argument("--study", metavar="NAME", help="study name (default: mnist-<model>)")
-    study.add_argument("--storage", metavar="URL",
-                       help="Optuna storage: sqlite:///file.db, postgresql://..., or a .journal "
-                            "file (default: sqlite:///optuna.db in the working folder)")
+    study.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage: sqlite:///file.db, postgresql://..., or a .journal "
+        "file (default: sqlite:///optuna.db in the working folder)",
+    )
     study.add_argument("--pruner", choices=PRUNERS, help="override the file's sweep.pruner")
     sweep.set_defaults(handler=cmd_sweep)
 
     train = commands.add_parser(
-        "train", help="train one configuration and log it as a single MLflow run",
+        "train",
+        help="train one configuration and log it as a single MLflow run",
         description="Train one configuration (the fixed settings of the sweep file, with "
-                    "overrides) and log it as one MLflow run.",
+        "overrides) and log it as one MLflow run.",
     )
     _add_config_args(train)
     train.set_defaults(handler=cmd_train)
@@ -97,8 +128,12 @@ def resolve_sweep(args: argparse.Namespace, **settings: Any) -> SweepConfig:
     else:
         sweep = SweepConfig.for_model(args.model or "mlp")
     overrides = parse_overrides(args.overrides)
-    for flag, key in (("epochs", "epochs"), ("train_size", "data.train_size"),
-                      ("seed", "seed"), ("dataset", "data.dataset")):
+    for flag, key in (
+        ("epochs", "epochs"),
+        ("train_size", "data.train_size"),
+        ("seed", "seed"),
+        ("dataset", "data.dataset"),
+    ):
         value = getattr(args, flag)
         if value is not None:
             if key in overrides:
@@ -142,8 +177,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     splits = load_splits(config, args.data_dir)
     tracker = Tracker(args.experiment or f"mnist-{config.model}-train", args.tracking_uri)
     label = f"train-{config.model} " + short_params(
-        {"lr": config.lr, "batch_size": config.batch_size, "dropout": config.dropout,
-         "augment": config.augment}
+        {
+            "lr": config.lr,
+            "batch_size": config.batch_size,
+            "dropout": config.dropout,
+            "augment": config.augment,
+        }
     )
     run = tracker.start_run(label, tags={"mnist_sweeps.role": "train", "model": config.model})
     status = "FAILED"

@@ -108,8 +108,11 @@ class CategoricalParam(ParamSpec):
 
 _KINDS: dict[str, tuple[type[ParamSpec], dict[str, tuple[type, ...]], set[str]]] = {
     # kind: (class, {field: accepted types}, required fields)
-    "float": (FloatParam, {"low": (int, float), "high": (int, float), "log": (bool,)},
-              {"low", "high"}),
+    "float": (
+        FloatParam,
+        {"low": (int, float), "high": (int, float), "log": (bool,)},
+        {"low", "high"},
+    ),
     "int": (IntParam, {"low": (int,), "high": (int,), "log": (bool,)}, {"low", "high"}),
     "categorical": (CategoricalParam, {"choices": (list,)}, {"choices"}),
 }
@@ -118,7 +121,7 @@ _KINDS: dict[str, tuple[type[ParamSpec], dict[str, tuple[type, ...]], set[str]]]
 def parse_param(name: str, table: Any) -> ParamSpec:
     """Builds a :class:`ParamSpec` from its TOML table, e.g. ``{type="float", low=.., high=..}``."""
     if not isinstance(table, Mapping):
-        raise ConfigError(f"space.{name}: expected a table like {{type = \"float\", ...}}")
+        raise ConfigError(f'space.{name}: expected a table like {{type = "float", ...}}')
     kind = table.get("type")
     if kind not in _KINDS:
         raise ConfigError(f"space.{name}.type={kind!r}: expected one of {sorted(_KINDS)}")
@@ -128,8 +131,7 @@ def parse_param(name: str, table: Any) -> ParamSpec:
             continue
         if key not in fields:
             raise ConfigError(
-                f"space.{name}: unknown key {key!r} for type {kind!r} "
-                f"(expected {sorted(fields)})"
+                f"space.{name}: unknown key {key!r} for type {kind!r} (expected {sorted(fields)})"
             )
         accepted = fields[key]
         if (isinstance(value, bool) and bool not in accepted) or not isinstance(value, accepted):
@@ -141,7 +143,7 @@ def parse_param(name: str, table: Any) -> ParamSpec:
     kwargs = {key: value for key, value in table.items() if key != "type"}
     if kind == "categorical":
         kwargs["choices"] = tuple(kwargs["choices"])
-    return cls(name=name, **kwargs)
+    return cls(name=name, **kwargs)  # type: ignore[call-arg]
 
 
 class SearchSpace:

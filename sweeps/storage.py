@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import optuna
+from optuna.storages.journal import JournalFileBackend
 
 from mnist_models.errors import ConfigError
 
@@ -48,7 +49,7 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
     if scheme in _SCHEMES:
         return optuna.storages.RDBStorage(url)
     if not scheme and url.endswith((".journal", ".log")):
-        backend = optuna.storages.journal.JournalFileBackend(url)
+        backend = JournalFileBackend(url)
         return optuna.storages.JournalStorage(backend)
     raise ConfigError(
         f"--storage {redact_url(url)!r}: expected a database URL "

@@ -177,6 +177,6 @@ def _summarise(tracker: Tracker, parent_id: str, study: optuna.Study) -> None:
             tags["best.run_id"] = best.user_attrs["mlflow_run_id"]
         tracker.client.log_batch(
             parent_id,
-            metrics=[Metric(f"best_{OBJECTIVE}", float(best.value), 0, len(trials))],
+            metrics=[Metric(f"best_{OBJECTIVE}", study.best_value, 0, len(trials))],
         )
     RunLogger(tracker.client, parent_id).set_tags(tags)

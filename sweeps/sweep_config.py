@@ -112,7 +112,11 @@ class SweepConfig:
         """
         base = self.base.replace(overrides, source=source) if overrides else self.base
         space = self.space.without(list(overrides))
-        values = {"trials": self.trials, "sampler": self.sampler, "pruner": self.pruner}
+        values: dict[str, Any] = {
+            "trials": self.trials,
+            "sampler": self.sampler,
+            "pruner": self.pruner,
+        }
         values.update({k: v for k, v in settings.items() if v is not None})
         try:
             return SweepConfig(base=base, space=space, **values)

@@ -21,7 +21,9 @@ def _find_mnist() -> Path | None:
 
 
 @pytest.fixture(autouse=True)
-def isolated_data_sources(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+def isolated_data_sources(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+):
     """No test touches the user's cache, Keras folder or the internet."""
     monkeypatch.setenv("MNIST_SWEEPS_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras")))

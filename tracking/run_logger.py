@@ -13,8 +13,8 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import mlflow
 from mlflow import MlflowClient
+from mlflow.data.numpy_dataset import from_numpy
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
@@ -66,7 +66,7 @@ class RunLogger:
             with warnings.catch_warnings():
                 # A local path matches MLflow's local source type twice; either reading is right.
                 warnings.filterwarnings("ignore", "The specified dataset source")
-                dataset = mlflow.data.from_numpy(
+                dataset = from_numpy(
                     images,
                     targets=labels,
                     source=info.source,
@@ -127,10 +127,8 @@ class RunLogger:
         self.client.log_figure(self.run_id, confusion_matrix_figure(test), "confusion_matrix.png")
         if result.history:
             self.client.log_figure(self.run_id, curves_figure(result.history), "curves.png")
-            self.client.log_dict(
-                self.run_id, [e.metrics() | {"epoch": e.epoch} for e in result.history],
-                "history.json",
-            )
+            epochs = [event.metrics() | {"epoch": event.epoch} for event in result.history]
+            self.client.log_dict(self.run_id, {"epochs": epochs}, "history.json")
         if (test.predictions != test.labels).any():
             self.client.log_figure(
                 self.run_id,

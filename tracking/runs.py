@@ -38,9 +38,9 @@ class Tracker:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
             return found.experiment_id
-        return self.client.create_experiment(name, artifact_location=_artifact_location(
-            self.tracking_uri, name
-        ))
+        return self.client.create_experiment(
+            name, artifact_location=_artifact_location(self.tracking_uri, name)
+        )
 
     def start_run(
         self,

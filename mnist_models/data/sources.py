@@ -30,24 +30,36 @@ class MnistFile:
 
 MNIST_FILES = {
     "x_train": MnistFile(
-        "train-images-idx3-ubyte.gz", "images", (60000, 28, 28),
+        "train-images-idx3-ubyte.gz",
+        "images",
+        (60000, 28, 28),
         "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-        "f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb",
+        "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "6bbc9ace898e44ae57da46a324031adb",
     ),
     "y_train": MnistFile(
-        "train-labels-idx1-ubyte.gz", "labels", (60000,),
+        "train-labels-idx1-ubyte.gz",
+        "labels",
+        (60000,),
         "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-        "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624",
+        "d53e105ee54ea40749a09fcbcd1e9432",
+        "a25bea736e30d166cdddb491f175f624",
     ),
     "x_test": MnistFile(
-        "t10k-images-idx3-ubyte.gz", "images", (10000, 28, 28),
+        "t10k-images-idx3-ubyte.gz",
+        "images",
+        (10000, 28, 28),
         "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-        "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea",
+        "9fb629c4189551a2d022fa330f9573f3",
+        "2646ac647ad5339dbf082846283269ea",
     ),
     "y_test": MnistFile(
-        "t10k-labels-idx1-ubyte.gz", "labels", (10000,),
+        "t10k-labels-idx1-ubyte.gz",
+        "labels",
+        (10000,),
         "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-        "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637",
+        "ec29112dd5afa0611ce80d1b7f02629c",
+        "27ae3e4e09519cfbb04c329615203637",
     ),
 }
 DEFAULT_MIRRORS = (

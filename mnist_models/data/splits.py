@@ -32,9 +32,7 @@ class Splits:
     digest: str
 
 
-def make_splits(
-    data: MnistData, config: DataConfig, seed: int, dtype: str = "float32"
-) -> Splits:
+def make_splits(data: MnistData, config: DataConfig, seed: int, dtype: str = "float32") -> Splits:
     """Takes the first ``train_size`` training images and holds out a seeded validation share.
 
     Raises:
@@ -73,7 +71,12 @@ def make_splits(
     x_val, y_val = prepare(*raw["val"])
     x_test, y_test = prepare(*raw["test"])
     return Splits(
-        x_train, y_train, x_val, y_val, x_test, y_test,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
         info=replace(data.info, n_train=n, n_test=n_test),
         digest=digest.hexdigest()[:16],
     )

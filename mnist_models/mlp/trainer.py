@@ -7,6 +7,7 @@ import numpy as np
 from mnist_models.augment import augment_batch
 from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
+from mnist_models.mlp.layers import Sequential
 from mnist_models.mlp.model import build_loss, build_mlp, build_optimizer
 from mnist_models.training import Trainer
 
@@ -33,7 +34,7 @@ class MLPTrainer(Trainer):
         self._labels = splits.y_train
 
     @property
-    def model(self):  # type: ignore[override]
+    def model(self) -> Sequential:
         return self._net
 
     def train_epoch(self) -> tuple[float, float]:

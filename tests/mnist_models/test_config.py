@@ -58,7 +58,7 @@ def test_bad_values_name_the_key_and_what_was_expected(overrides: dict, expected
 
 def test_unknown_key_in_a_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text('lr = 0.01\n[mlp]\nwidth = 3\n')
+    path.write_text("lr = 0.01\n[mlp]\nwidth = 3\n")
     with pytest.raises(ConfigError, match=r"bad\.toml: unknown key 'mlp\.width'"):
         TrainConfig.from_toml(path)
 
@@ -98,7 +98,9 @@ def test_every_listed_key_is_settable() -> None:
     dropout=st.floats(min_value=0.0, max_value=0.99),
     hidden=st.lists(st.integers(min_value=1, max_value=2048), min_size=1, max_size=4),
 )
-def test_any_valid_config_survives_toml(lr: float, batch: int, dropout: float, hidden: list) -> None:
+def test_any_valid_config_survives_toml(
+    lr: float, batch: int, dropout: float, hidden: list
+) -> None:
     config = TrainConfig().replace(
         {"lr": lr, "batch_size": batch, "dropout": dropout, "mlp.hidden_sizes": hidden}
     )

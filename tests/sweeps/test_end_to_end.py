@@ -13,8 +13,14 @@ import pytest
 from mlflow import MlflowClient
 
 TINY = [
-    "--train-size", "1500", "--epochs", "2",
-    "--set", "data.test_size=500", "--set", "mlp.hidden_sizes=[32]",
+    "--train-size",
+    "1500",
+    "--epochs",
+    "2",
+    "--set",
+    "data.test_size=500",
+    "--set",
+    "mlp.hidden_sizes=[32]",
 ]
 
 
@@ -22,7 +28,11 @@ def run_cli(args: list[str], cwd: Path, mnist_dir: Path) -> subprocess.Completed
     env = {**os.environ, "MNIST_DIR": str(mnist_dir), "MPLBACKEND": "Agg"}
     return subprocess.run(
         [sys.executable, "-m", "sweeps.cli", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -31,8 +41,22 @@ def swept(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path):
     work = tmp_path_factory.mktemp("sweep")
     store = f"sqlite:///{work / 'mlflow.db'}"
     storage = f"sqlite:///{work / 'optuna.db'}"
-    args = ["sweep", "--model", "mlp", "--trials", "3", "--study", "e2e",
-            "--storage", storage, "--tracking-uri", store, "--seed", "7", *TINY]
+    args = [
+        "sweep",
+        "--model",
+        "mlp",
+        "--trials",
+        "3",
+        "--study",
+        "e2e",
+        "--storage",
+        storage,
+        "--tracking-uri",
+        store,
+        "--seed",
+        "7",
+        *TINY,
+    ]
     done = run_cli(args, work, mnist_dir)
     assert done.returncode == 0, done.stderr
     return work, store, storage, args, done
@@ -77,8 +101,9 @@ def test_parent_run_and_three_children(swept) -> None:
         names = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"confusion_matrix.png", "confusion_matrix.json", "config.toml"} <= names
         matrix = json.loads(
-            Path(client.download_artifacts(child.info.run_id, "confusion_matrix.json", str(work)))
-            .read_text()
+            Path(
+                client.download_artifacts(child.info.run_id, "confusion_matrix.json", str(work))
+            ).read_text()
         )
         assert sum(map(sum, matrix["confusion_matrix"])) == 500
         assert child.inputs.dataset_inputs, "dataset input missing"
@@ -97,7 +122,7 @@ def test_rerun_resumes_the_same_study_and_parent(swept, mnist_dir: Path) -> None
 
 
 def test_changed_config_on_the_same_study_is_refused(swept, mnist_dir: Path) -> None:
-    work, store, storage, args, _ = swept
+    work, _, _, args, _ = swept
     changed = run_cli([*args, "--set", "dropout=0.3"], work, mnist_dir)
     assert changed.returncode == 2
     assert "exists" in changed.stderr and "different config" in changed.stderr
@@ -105,7 +130,9 @@ def test_changed_config_on_the_same_study_is_refused(swept, mnist_dir: Path) -> 
 
 def test_train_logs_one_run(tmp_path: Path, mnist_dir: Path) -> None:
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    done = run_cli(["train", "--tracking-uri", store, "--experiment", "one", *TINY], tmp_path, mnist_dir)
+    done = run_cli(
+        ["train", "--tracking-uri", store, "--experiment", "one", *TINY], tmp_path, mnist_dir
+    )
     assert done.returncode == 0, done.stderr
     client = MlflowClient(store)
     experiment = client.get_experiment_by_name("one")

@@ -68,7 +68,10 @@ def test_samples_stay_in_bounds(low: float, width: float, log: bool) -> None:
 
 def test_without_fixes_a_parameter() -> None:
     space = SearchSpace.from_dict(
-        {"lr": {"type": "float", "low": 0.1, "high": 0.2}, "dropout": {"type": "float", "low": 0, "high": 0.5}}
+        {
+            "lr": {"type": "float", "low": 0.1, "high": 0.2},
+            "dropout": {"type": "float", "low": 0, "high": 0.5},
+        }
     )
     assert list(space.without(["lr"]).params) == ["dropout"]
     assert len(space) == 2

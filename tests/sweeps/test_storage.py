@@ -14,7 +14,10 @@ from sweeps.storage import default_storage, open_storage, redact_url
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("postgresql://alice:s3cret@db.example:5432/optuna", "postgresql://alice:***@db.example:5432/optuna"),
+        (
+            "postgresql://alice:s3cret@db.example:5432/optuna",
+            "postgresql://alice:***@db.example:5432/optuna",
+        ),
         ("mysql+pymysql://root:p%40ss@127.0.0.1/test", "mysql+pymysql://root:***@127.0.0.1/test"),
         ("https://user:tok@mlflow.example", "https://user:***@mlflow.example"),
         ("postgresql://alice@db/optuna", "postgresql://alice@db/optuna"),

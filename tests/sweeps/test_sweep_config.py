@@ -50,10 +50,22 @@ def test_round_trip_through_dict(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (GOOD + "[space.width]\ntype='int'\nlow=1\nhigh=3\n", "space.width: the model has no parameter 'width'"),
-        (GOOD + "[space.dropout]\ntype='float'\nlow=0.0\nhigh=1.0\n", "space.dropout: dropout=1.0: expected a rate in [0, 1)"),
-        (GOOD + "[space.batch_size]\ntype='categorical'\nchoices=[64, 0]\n", "space.batch_size: batch_size=0: expected >= 1"),
-        (GOOD + "[space.augment]\ntype='categorical'\nchoices=['yes']\n", "space.augment: augment='yes': expected true or false"),
+        (
+            GOOD + "[space.width]\ntype='int'\nlow=1\nhigh=3\n",
+            "space.width: the model has no parameter 'width'",
+        ),
+        (
+            GOOD + "[space.dropout]\ntype='float'\nlow=0.0\nhigh=1.0\n",
+            "space.dropout: dropout=1.0: expected a rate in [0, 1)",
+        ),
+        (
+            GOOD + "[space.batch_size]\ntype='categorical'\nchoices=[64, 0]\n",
+            "space.batch_size: batch_size=0: expected >= 1",
+        ),
+        (
+            GOOD + "[space.augment]\ntype='categorical'\nchoices=['yes']\n",
+            "space.augment: augment='yes': expected true or false",
+        ),
         (GOOD.replace("low = 0.001", "low = -1.0"), "space.lr: low=-1.0 must be > 0 when log"),
         (GOOD.replace("epochs = 2", "epochs = 0"), "fixed: epochs=0: expected >= 1"),
         (GOOD.replace("epochs = 2", "epoch = 2"), "fixed: unknown key 'epoch'"),
@@ -61,7 +73,10 @@ def test_round_trip_through_dict(tmp_path: Path) -> None:
         (GOOD.replace("trials = 3", "trials = '3'"), "sweep.trials='3': expected int"),
         (GOOD.replace("trials = 3", "trails = 3"), "unknown key 'sweep.trails'"),
         (GOOD + "[extra]\nx=1\n", "unknown section 'extra'"),
-        (GOOD.replace("epochs = 2", "epochs = 2\n[fixed.data]\nval_fraction = 0.0"), "val_fraction=0.0: expected > 0"),
+        (
+            GOOD.replace("epochs = 2", "epochs = 2\n[fixed.data]\nval_fraction = 0.0"),
+            "val_fraction=0.0: expected > 0",
+        ),
         ("[sweep\n", "malformed TOML"),
     ],
 )
@@ -93,7 +108,9 @@ def test_set_on_a_searched_key_fixes_it() -> None:
 
 def test_parse_overrides() -> None:
     assert parse_overrides(["lr=0.01", "mlp.hidden_sizes=[64, 32]", "mlp.optimizer=sgd"]) == {
-        "lr": 0.01, "mlp.hidden_sizes": [64, 32], "mlp.optimizer": "sgd"
+        "lr": 0.01,
+        "mlp.hidden_sizes": [64, 32],
+        "mlp.optimizer": "sgd",
     }
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         parse_overrides(["lr"])

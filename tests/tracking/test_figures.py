@@ -28,7 +28,9 @@ def test_confusion_matrix_annotates_every_cell_with_counts() -> None:
 
 
 def test_curves_plot_train_and_validation() -> None:
-    history = [EpochResult(e, 1 / e, 0.5 + e / 10, 1.2 / e, 0.45 + e / 10, 1e-3, 1.0) for e in (1, 2, 3)]
+    history = [
+        EpochResult(e, 1 / e, 0.5 + e / 10, 1.2 / e, 0.45 + e / 10, 1e-3, 1.0) for e in (1, 2, 3)
+    ]
     figure = curves_figure(history)
     loss_axes = figure.axes[0]
     assert [line.get_label() for line in loss_axes.lines] == ["train", "validation"]

@@ -40,7 +40,9 @@ def test_a_logged_run_holds_config_curves_dataset_and_figures(
     config_file = Path(client.download_artifacts(run.run_id, "config.toml", str(tmp_path)))
     assert TrainConfig.from_toml(config_file) == tiny_config.replace({"epochs": 3})
     matrix = json.loads(
-        Path(client.download_artifacts(run.run_id, "confusion_matrix.json", str(tmp_path))).read_text()
+        Path(
+            client.download_artifacts(run.run_id, "confusion_matrix.json", str(tmp_path))
+        ).read_text()
     )
     assert matrix["confusion_matrix"] == result.test.confusion.tolist()
     contexts = {
