@@ -1,14 +1,13 @@
 """Random affine augmentation (rotation, zoom, shift) as one vectorised warp per batch.
 
-Each image gets its own transform; the whole batch is resampled by a single
-:func:`scipy.ndimage.map_coordinates` call (bilinear, zero padding) instead of one call per
-image. Only training batches are ever passed here.
+Each image gets its own transform; the whole batch is resampled at once by vectorised
+bilinear gathers (checked against ``scipy.ndimage.affine_transform``). Only training batches
+are ever passed here.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from mnist_models.config import AugmentationConfig
 
@@ -48,19 +47,35 @@ def augment_batch(
 
 
 def warp_batch(images: np.ndarray, matrices: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Applies ``output[p] = input[A @ p + t]`` to each image (bilinear, zero padding).
+    """Applies ``output[p] = input[A @ p + t]`` to each image (bilinear, zero outside).
 
-    Equivalent to ``scipy.ndimage.affine_transform(image, A, t, order=1)`` per image, but one
-    :func:`scipy.ndimage.map_coordinates` call over the stacked batch, the batch index being
-    an exact integer coordinate.
+    Equal to ``scipy.ndimage.affine_transform(image, A, t, order=1, mode="grid-constant")``
+    per image (the tests compare them), computed for the whole batch at once in the images'
+    dtype: each image is zero-padded so that the four neighbours of every clipped sample point
+    exist, which turns bilinear interpolation into four flat gathers with no bounds checks.
+    This is about twice as fast as one ``ndimage.map_coordinates`` call over the stack.
     """
     n, height, width = images.shape
+    dtype = images.dtype if images.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    stride, size = width + 3, (height + 3) * (width + 3)
+    padded = np.zeros((n, height + 3, stride), dtype=dtype)
+    padded[:, 1 : height + 1, 1 : width + 1] = images
     rows, cols = np.meshgrid(
-        np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij"
+        np.arange(height, dtype=dtype), np.arange(width, dtype=dtype), indexing="ij"
     )
-    grid = np.stack([rows.ravel(), cols.ravel()])  # (2, h*w)
-    source = np.einsum("nij,jp->nip", matrices, grid) + offsets[:, :, None]  # (n, 2, h*w)
-    index = np.broadcast_to(np.arange(n, dtype=np.float64)[:, None], (n, height * width))
-    coords = np.stack([index, source[:, 0], source[:, 1]])  # (3, n, h*w)
-    warped = ndimage.map_coordinates(images, coords, order=1, mode="constant", cval=0.0)
-    return warped.reshape(n, height, width).astype(images.dtype, copy=False)
+    rows, cols = rows.ravel(), cols.ravel()
+    a, t = matrices.astype(dtype), offsets.astype(dtype)
+    r = a[:, 0, 0, None] * rows + a[:, 0, 1, None] * cols + t[:, 0, None]
+    c = a[:, 1, 0, None] * rows + a[:, 1, 1, None] * cols + t[:, 1, None]
+    # Points further out than one pixel only ever read the zero border.
+    np.clip(r, -1, height, out=r)
+    np.clip(c, -1, width, out=c)
+    r0, c0 = np.floor(r), np.floor(c)
+    fr, fc = r - r0, c - c0
+    index = (r0.astype(np.intp) + 1) * stride + (c0.astype(np.intp) + 1)
+    index += (np.arange(n, dtype=np.intp) * size)[:, None]
+    flat = padded.ravel()
+    top = flat[index] * (1 - fc) + flat[index + 1] * fc
+    bottom = flat[index + stride] * (1 - fc) + flat[index + stride + 1] * fc
+    out = top * (1 - fr) + bottom * fr
+    return out.reshape(n, height, width).astype(images.dtype, copy=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import warnings
 from collections.abc import Sequence
@@ -224,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what Optuna does
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # store creation/migration chatter
     try:
         return int(args.handler(args))
     except ConfigError as exc:

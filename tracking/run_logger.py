@@ -16,6 +16,7 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.data.numpy_dataset import from_numpy
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from mnist_models.callbacks import Callback, EpochResult
@@ -66,13 +67,17 @@ class RunLogger:
             with warnings.catch_warnings():
                 # A local path matches MLflow's local source type twice; either reading is right.
                 warnings.filterwarnings("ignore", "The specified dataset source")
-                dataset = from_numpy(
-                    images,
-                    targets=labels,
-                    source=info.source,
-                    name=f"{info.name}-{context}",
-                    digest=splits.digest,
-                )
+                try:
+                    source: str | None = info.source
+                    dataset = from_numpy(
+                        images, targets=labels, source=source,
+                        name=f"{info.name}-{context}", digest=splits.digest,
+                    )  # fmt: skip
+                except MlflowException:  # a source MLflow cannot classify: keep it as a tag
+                    dataset = from_numpy(
+                        images, targets=labels, name=f"{info.name}-{context}",
+                        digest=splits.digest,
+                    )  # fmt: skip
             inputs.append(
                 DatasetInput(
                     dataset._to_mlflow_entity(),

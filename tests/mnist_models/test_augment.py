@@ -16,8 +16,20 @@ def test_batch_warp_equals_per_image_scipy_affine_transform() -> None:
     matrices, offsets = random_affine_matrices(6, 28, config, np.random.default_rng(1))
     warped = warp_batch(images, matrices, offsets)
     for i in range(6):
-        expected = ndimage.affine_transform(images[i], matrices[i], offsets[i], order=1, cval=0.0)
+        expected = ndimage.affine_transform(
+            images[i], matrices[i], offsets[i], order=1, mode="grid-constant", cval=0.0
+        )
         np.testing.assert_allclose(warped[i], expected, atol=1e-12)
+
+
+def test_float32_batches_stay_close_to_the_float64_reference() -> None:
+    images = np.random.default_rng(4).random((3, 28, 28))
+    matrices, offsets = random_affine_matrices(
+        3, 28, AugmentationConfig(), np.random.default_rng(2)
+    )
+    single = warp_batch(images.astype(np.float32), matrices, offsets)
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, warp_batch(images, matrices, offsets), atol=1e-5)
 
 
 def test_zero_ranges_are_the_identity() -> None:

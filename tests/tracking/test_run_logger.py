@@ -67,3 +67,23 @@ def test_child_runs_are_nested_explicitly(store: str) -> None:
     assert tracker.find_runs({"role": "parent"}) == [parent.run_id]
     child.end("KILLED")
     assert client.get_run(child.run_id).info.status == "KILLED"
+
+
+def test_the_fallback_sample_is_recorded_as_such(store: str, tiny_config: TrainConfig) -> None:
+    from mnist_models.config import DataConfig
+    from mnist_models.data import load_mnist, make_splits
+
+    splits = make_splits(load_mnist(dataset="sample"), DataConfig(train_size=400), 0)
+    tracker = Tracker("sample", store)
+    run = tracker.start_run("sample")
+    train_logged(run, tiny_config.replace({"epochs": 1}), splits)
+    run.end()
+    data = MlflowClient(store).get_run(run.run_id)
+    assert data.data.tags["dataset.name"] == "mnist-sample"
+    assert data.data.tags["dataset.source"].endswith("mnist_5k.csv.gz")
+    assert data.data.tags["dataset.sizes"] == "360/40/1000"
+    assert {i.dataset.name for i in data.inputs.dataset_inputs} == {
+        "mnist-sample-train",
+        "mnist-sample-validation",
+        "mnist-sample-test",
+    }
