@@ -78,14 +78,14 @@ class Objective:
         try:
             result = self._train(trial, config, run, name)
         except TrialFailed as exc:
-            _close(run, "FAIL", "FAILED", {"failure_reason": str(exc)})
+            _close_after_error(run, "FAILED", str(exc))
             console.print(f"[red]{name}: failed: {exc}[/]")
             raise
         except KeyboardInterrupt:
-            _close(run, "FAIL", "KILLED", {"failure_reason": "interrupted"})
+            _close_after_error(run, "KILLED", "interrupted")
             raise
         except BaseException as exc:
-            _close(run, "FAIL", "FAILED", {"failure_reason": f"{type(exc).__name__}: {exc}"})
+            _close_after_error(run, "FAILED", f"{type(exc).__name__}: {exc}")
             raise
         value = result.val_accuracy
         if result.stopped_early:
@@ -113,3 +113,11 @@ class Objective:
 def _close(run: RunLogger, state: str, status: str, tags: dict[str, Any]) -> None:
     run.set_tags({"optuna.state": state, **tags})
     run.end(status)
+
+
+def _close_after_error(run: RunLogger, status: str, reason: str) -> None:
+    """Marks the run failed without letting a tracking error hide the original one."""
+    try:
+        _close(run, "FAIL", status, {"failure_reason": reason[:5000]})
+    except Exception as exc:  # the trial's own error is the one to report
+        console.print(f"[red]could not close MLflow run {run.run_id}: {exc}[/]")

@@ -38,20 +38,26 @@ def redact_url(url: str | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
 
 
-def open_storage(url: str | None) -> optuna.storages.BaseStorage:
-    """Opens ``url`` (an RDB URL or a ``.journal``/``.log`` file path) as an Optuna storage.
+def storage_kind(url: str) -> str:
+    """``rdb`` or ``journal``, checked without connecting or creating anything.
 
     Raises:
         ConfigError: For an unsupported URL, naming it with its password redacted.
     """
-    url = url or default_storage()
     scheme = url.split(":", 1)[0].split("+", 1)[0] if "://" in url else ""
     if scheme in _SCHEMES:
-        return optuna.storages.RDBStorage(url)
+        return "rdb"
     if not scheme and url.endswith((".journal", ".log")):
-        backend = JournalFileBackend(url)
-        return optuna.storages.JournalStorage(backend)
+        return "journal"
     raise ConfigError(
         f"--storage {redact_url(url)!r}: expected a database URL "
         f"(sqlite:///file.db, postgresql://..., mysql://...) or a path ending in .journal"
     )
+
+
+def open_storage(url: str | None) -> optuna.storages.BaseStorage:
+    """Opens ``url`` (an RDB URL or a ``.journal``/``.log`` file path) as an Optuna storage."""
+    url = url or default_storage()
+    if storage_kind(url) == "rdb":
+        return optuna.storages.RDBStorage(url)
+    return optuna.storages.JournalStorage(JournalFileBackend(url))

@@ -18,7 +18,7 @@ from mnist_models.errors import ConfigError, TrialFailed
 from sweeps.objective import Objective
 from sweeps.progress import console
 from sweeps.pruning import make_pruner
-from sweeps.storage import default_storage, open_storage, redact_url
+from sweeps.storage import default_storage, open_storage, redact_url, storage_kind
 from sweeps.sweep_config import OBJECTIVE, SweepConfig
 from tracking import RunLogger, Tracker
 
@@ -130,6 +130,9 @@ def run_sweep(
     run. Failed trials (``TrialFailed``) are recorded and do not stop the sweep.
     """
     storage = settings.storage or default_storage()
+    storage_kind(storage)  # a bad URL is refused before anything is loaded or written
+    splits_for = splits_for or SplitsCache(settings.data_dir)
+    splits_for(sweep.base)  # missing or corrupt data, or a too-large slice, fails before any record
     study = load_or_create_study(sweep, SweepSettings(**{**settings.__dict__, "storage": storage}))
     tracker = Tracker(settings.experiment or settings.study, settings.tracking_uri)
     parent_id = parent_run(tracker, study, sweep, storage)
@@ -140,9 +143,7 @@ def run_sweep(
         f"trials finished; MLflow experiment '{tracker.experiment_name}' at "
         f"{redact_url(tracker.tracking_uri)}"
     )
-    objective = Objective(
-        sweep, splits_for or SplitsCache(settings.data_dir), tracker, parent_id, study.study_name
-    )
+    objective = Objective(sweep, splits_for, tracker, parent_id, study.study_name)
     status = "FAILED"
     try:
         if done < target:

@@ -18,6 +18,10 @@ class Loss(ABC):
     def backward(self) -> np.ndarray:
         """Returns d (mean loss) / d output for the last ``forward``, in the output's dtype."""
 
+    def scores(self, output: np.ndarray) -> np.ndarray:
+        """Per-class scores for reports: probabilities where the loss defines them."""
+        return output
+
 
 def _check(output: np.ndarray, labels: np.ndarray) -> np.ndarray:
     if output.ndim != 2 or labels.shape != (len(output),):
@@ -75,6 +79,11 @@ class SoftmaxCrossEntropy(Loss):
         probs /= sums
         self._probs, self._labels = probs, labels
         return -float(log_likelihood.mean()) if len(output) else 0.0
+
+    def scores(self, output: np.ndarray) -> np.ndarray:
+        probs = np.exp(output - output.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        return probs
 
     def backward(self) -> np.ndarray:
         grad = _saved(self._probs, self).copy()

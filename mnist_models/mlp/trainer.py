@@ -66,6 +66,6 @@ class MLPTrainer(Trainer):
             total_loss += self._loss.forward(outputs, labels[start : start + _EVAL_CHUNK]) * len(
                 outputs
             )
-            scores.append(outputs)
+            scores.append(self._loss.scores(outputs))
         n = max(len(flat), 1)
         return total_loss / n, np.concatenate(scores) if scores else np.zeros((0, 10))

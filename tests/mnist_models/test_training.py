@@ -101,3 +101,11 @@ def test_augmentation_changes_training_not_initial_weights(
     plain = train(tiny_config.replace({"epochs": 1}), small_splits)
     warped = train(tiny_config.replace({"epochs": 1, "augment": True}), small_splits)
     assert plain.history[0].train_loss != warped.history[0].train_loss
+
+
+def test_cross_entropy_scores_are_probabilities(
+    small_splits: Splits, tiny_config: TrainConfig
+) -> None:
+    scores = train(tiny_config, small_splits).test.scores
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
+    assert scores.min() >= 0.0

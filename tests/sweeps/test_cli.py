@@ -81,3 +81,16 @@ def test_config_model_conflict(tmp_path: Path, capsys: pytest.CaptureFixture[str
     path.write_text('model = "cnn"\n')
     assert main(["train", "--config", str(path)]) == 2
     assert "model='cnn': expected one of" in capsys.readouterr().err
+
+
+def test_too_large_a_slice_fails_before_any_record(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mnist_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = main(["sweep", "--train-size", "70000", "--data-dir", str(mnist_dir)])
+    assert code == 1
+    assert "data.train_size=70000: mnist has only 60000" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
