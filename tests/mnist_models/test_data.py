@@ -173,8 +173,11 @@ def server(mnist_dir: Path) -> Iterator[tuple[str, type[_Handler]]]:
         httpd.server_close()
 
 
-def test_download_verifies_and_lands_in_the_cache(server, mnist: MnistData) -> None:
+def test_download_verifies_and_lands_in_the_cache(
+    server, mnist: MnistData, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, _ = server
+    monkeypatch.delenv("MNIST_DIR", raising=False)  # nothing local: it must download
     data = load_mnist(dataset="mnist", mirrors=["http://127.0.0.1:9/", url])  # first one fails
     assert sorted(p.name for p in cache_dir().iterdir()) == sorted(
         f.name for f in MNIST_FILES.values()
