@@ -60,11 +60,11 @@ def warp_batch(images: np.ndarray, matrices: np.ndarray, offsets: np.ndarray) ->
     stride, size = width + 3, (height + 3) * (width + 3)
     padded = np.zeros((n, height + 3, stride), dtype=dtype)
     padded[:, 1 : height + 1, 1 : width + 1] = images
-    rows, cols = np.meshgrid(
+    grid_rows, grid_cols = np.meshgrid(
         np.arange(height, dtype=dtype), np.arange(width, dtype=dtype), indexing="ij"
     )
-    rows, cols = rows.ravel(), cols.ravel()
     a, t = matrices.astype(dtype), offsets.astype(dtype)
+    rows, cols = grid_rows.ravel(), grid_cols.ravel()
     r = a[:, 0, 0, None] * rows + a[:, 0, 1, None] * cols + t[:, 0, None]
     c = a[:, 1, 0, None] * rows + a[:, 1, 1, None] * cols + t[:, 1, None]
     # Points further out than one pixel only ever read the zero border.

@@ -10,6 +10,7 @@ from typing import Any
 
 import optuna
 from mlflow.entities import Metric
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 from optuna.trial import TrialState
 
 from mnist_models.config import TrainConfig
@@ -180,4 +181,29 @@ def _summarise(tracker: Tracker, parent_id: str, study: optuna.Study) -> None:
             parent_id,
             metrics=[Metric(f"best_{OBJECTIVE}", study.best_value, 0, len(trials))],
         )
+    tags[MLFLOW_RUN_NOTE] = study_note(study, counts, completed)
     RunLogger(tracker.client, parent_id).set_tags(tags)
+
+
+def study_note(
+    study: optuna.Study, counts: dict[str, int], completed: list[optuna.trial.FrozenTrial]
+) -> str:
+    """A short Markdown summary shown as the parent run's description in the MLflow UI."""
+    states = ", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n)
+    lines = [f"**Study `{study.study_name}`**: {states or 'no trials yet'}.", ""]
+    top = sorted(completed, key=lambda t: -(t.value or 0.0))[:5]
+    if top:
+        names = list(top[0].params)
+        lines += [
+            f"| trial | {OBJECTIVE} | test_accuracy | " + " | ".join(names) + " |",
+            "|---" * (3 + len(names)) + "|",
+        ]
+        for trial in top:
+            params = " | ".join(_cell(trial.params.get(name)) for name in names)
+            test = trial.user_attrs.get("test_accuracy", float("nan"))
+            lines.append(f"| {trial.number} | {trial.value:.4f} | {test:.4f} | {params} |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

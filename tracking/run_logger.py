@@ -68,9 +68,8 @@ class RunLogger:
                 # A local path matches MLflow's local source type twice; either reading is right.
                 warnings.filterwarnings("ignore", "The specified dataset source")
                 try:
-                    source: str | None = info.source
                     dataset = from_numpy(
-                        images, targets=labels, source=source,
+                        images, targets=labels, source=info.source,
                         name=f"{info.name}-{context}", digest=splits.digest,
                     )  # fmt: skip
                 except MlflowException:  # a source MLflow cannot classify: keep it as a tag

@@ -83,6 +83,9 @@ def test_parent_run_and_three_children(swept) -> None:
     study = optuna.load_study(study_name="e2e", storage=storage)
     assert float(parent.data.tags["best.value"]) == pytest.approx(study.best_value)
     assert parent.data.tags["best.trial"] == str(study.best_trial.number)
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("**Study `e2e`**: 3 complete.")
+    assert f"| {study.best_trial.number} | {study.best_value:.4f} |" in note
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.info.status == "FINISHED"
@@ -126,6 +129,24 @@ def test_changed_config_on_the_same_study_is_refused(swept, mnist_dir: Path) -> 
     changed = run_cli([*args, "--set", "dropout=0.3"], work, mnist_dir)
     assert changed.returncode == 2
     assert "exists" in changed.stderr and "different config" in changed.stderr
+
+
+def test_a_logged_config_retrains_to_the_same_numbers(swept, mnist_dir: Path) -> None:
+    work, store, _, _, _ = swept
+    client, _, children = _runs(store)
+    child = children[0]
+    config = client.download_artifacts(child.info.run_id, "config.toml", str(work / "again"))
+    done = run_cli(
+        ["train", "--config", config, "--tracking-uri", store, "--experiment", "again"],
+        work,
+        mnist_dir,
+    )
+    assert done.returncode == 0, done.stderr
+    experiment = client.get_experiment_by_name("again")
+    (rerun,) = client.search_runs([experiment.experiment_id])
+    for key in ("test_accuracy", "test_loss"):
+        assert rerun.data.metrics[key] == child.data.metrics[key]
+    assert rerun.data.params == child.data.params
 
 
 def test_train_logs_one_run(tmp_path: Path, mnist_dir: Path) -> None:
