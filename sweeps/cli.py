@@ -11,6 +11,7 @@ from typing import Any
 
 import optuna
 
+from mnist_models.config import MODELS
 from mnist_models.data import DatasetFallbackWarning
 from mnist_models.errors import ConfigError, DataError
 from mnist_models.training import load_splits
@@ -21,7 +22,6 @@ from sweeps.study import SweepSettings, run_sweep
 from sweeps.sweep_config import PRUNERS, SweepConfig, parse_overrides
 from tracking import Tracker, train_logged
 
-MODELS = ("mlp",)
 EXIT_CONFIG = 2
 
 
@@ -210,14 +210,15 @@ def _ui_hint(tracking_uri: str | None) -> str:
     return f"browse: mlflow ui --backend-store-uri {redact_url(store)}"
 
 
+_default_showwarning = warnings.showwarning
+
+
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """Shows the dataset fallback as one plain, visible line; other warnings as usual."""
     if issubclass(category, DatasetFallbackWarning):
         console.print(f"[yellow bold]warning:[/] {message}")
     else:
         _default_showwarning(message, category, *args, **kwargs)
-
-
-_default_showwarning = warnings.showwarning
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,50 +36,48 @@ class ParamSpec(abc.ABC):
         """The TOML table this spec was read from."""
 
 
+class _RangeParam(ParamSpec):
+    """Shared bounds checks of the numeric specs."""
+
+    name: str
+    low: float
+    high: float
+    log: bool
+
+    def __post_init__(self) -> None:
+        if self.low > self.high:
+            raise ConfigError(f"space.{self.name}: low={self.low} must be <= high={self.high}")
+        if self.log and self.low <= 0:
+            raise ConfigError(f"space.{self.name}: low={self.low} must be > 0 when log = true")
+
+    def candidates(self) -> list[Any]:
+        return [self.low, self.high]
+
+    def to_dict(self) -> dict[str, Any]:
+        kind = "int" if isinstance(self, IntParam) else "float"
+        return {"type": kind, "low": self.low, "high": self.high, "log": self.log}
+
+
 @dataclass(frozen=True)
-class FloatParam(ParamSpec):
+class FloatParam(_RangeParam):
     name: str
     low: float
     high: float
     log: bool = False
 
-    def __post_init__(self) -> None:
-        if self.low > self.high:
-            raise ConfigError(f"space.{self.name}: low={self.low} must be <= high={self.high}")
-        if self.log and self.low <= 0:
-            raise ConfigError(f"space.{self.name}: low={self.low} must be > 0 when log = true")
-
     def suggest(self, trial: optuna.Trial) -> float:
         return trial.suggest_float(self.name, self.low, self.high, log=self.log)
 
-    def candidates(self) -> list[Any]:
-        return [self.low, self.high]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": "float", "low": self.low, "high": self.high, "log": self.log}
-
 
 @dataclass(frozen=True)
-class IntParam(ParamSpec):
+class IntParam(_RangeParam):
     name: str
     low: int
     high: int
     log: bool = False
 
-    def __post_init__(self) -> None:
-        if self.low > self.high:
-            raise ConfigError(f"space.{self.name}: low={self.low} must be <= high={self.high}")
-        if self.log and self.low <= 0:
-            raise ConfigError(f"space.{self.name}: low={self.low} must be > 0 when log = true")
-
     def suggest(self, trial: optuna.Trial) -> int:
         return trial.suggest_int(self.name, self.low, self.high, log=self.log)
-
-    def candidates(self) -> list[Any]:
-        return [self.low, self.high]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": "int", "low": self.low, "high": self.high, "log": self.log}
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,7 +135,7 @@ def run_sweep(
     storage_kind(storage)  # a bad URL is refused before anything is loaded or written
     splits_for = splits_for or SplitsCache(settings.data_dir)
     splits_for(sweep.base)  # missing or corrupt data, or a too-large slice, fails before any record
-    study = load_or_create_study(sweep, SweepSettings(**{**settings.__dict__, "storage": storage}))
+    study = load_or_create_study(sweep, dataclasses.replace(settings, storage=storage))
     tracker = Tracker(settings.experiment or settings.study, settings.tracking_uri)
     parent_id = parent_run(tracker, study, sweep, storage)
     target = settings.trials or sweep.trials

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mnist_models.config import TrainConfig, config_keys, read_toml
+from mnist_models.config import TrainConfig, config_keys, parse_value, read_toml
 from mnist_models.errors import ConfigError
 from sweeps.space import SearchSpace
 
@@ -143,8 +143,6 @@ def _check_space(base: TrainConfig, space: SearchSpace) -> None:
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     """Turns ``["lr=0.01", "mlp.hidden_sizes=[512]"]`` into a dict (values parsed as TOML)."""
-    from mnist_models.config import parse_value
-
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
