@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 
@@ -39,6 +39,7 @@ class ParamSpec(abc.ABC):
 class _RangeParam(ParamSpec):
     """Shared bounds checks of the numeric specs."""
 
+    kind: ClassVar[str]
     name: str
     low: float
     high: float
@@ -54,12 +55,12 @@ class _RangeParam(ParamSpec):
         return [self.low, self.high]
 
     def to_dict(self) -> dict[str, Any]:
-        kind = "int" if isinstance(self, IntParam) else "float"
-        return {"type": kind, "low": self.low, "high": self.high, "log": self.log}
+        return {"type": self.kind, "low": self.low, "high": self.high, "log": self.log}
 
 
 @dataclass(frozen=True)
 class FloatParam(_RangeParam):
+    kind: ClassVar[str] = "float"
     name: str
     low: float
     high: float
@@ -71,6 +72,7 @@ class FloatParam(_RangeParam):
 
 @dataclass(frozen=True)
 class IntParam(_RangeParam):
+    kind: ClassVar[str] = "int"
     name: str
     low: int
     high: int
