@@ -25,7 +25,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-MODELS = ("mlp",)
+MODELS = ("mlp", "cnn")
 DATASETS = ("auto", "mnist", "sample")
 _C = TypeVar("_C", bound="_Section")
 
@@ -138,6 +138,79 @@ class MLPConfig(_Section):
 
 
 @dataclass(frozen=True)
+class CNNConfig(_Section):
+    """The Keras CNN of the well-known Kaggle MNIST recipe.
+
+    ``[[Conv(f1, 5x5) relu] x2 -> MaxPool -> Dropout] -> [[Conv(f2, 3x3) relu] x2 -> MaxPool
+    -> Dropout] -> Dense(dense_units, relu) -> Dropout -> Dense(10, softmax)``.
+
+    Attributes:
+        filters: Filters of the two convolution blocks.
+        dense_units: Width of the dense layer.
+        dropout_rates: The three dropout rates of the recipe (after each block, after dense).
+        dropout_mode: How the top-level ``dropout`` applies: ``scale`` (each rate times
+            ``dropout / 0.25``, so 0.25 gives the recipe's rates), ``set`` (all three equal
+            ``dropout``) or ``fixed`` (``dropout_rates`` as written).
+        optimizer: ``rmsprop`` (rho, epsilon below) or ``adam``.
+        rho: RMSprop's discounting factor.
+        epsilon: The optimizer's epsilon.
+        plateau_patience: Epochs without ``val_accuracy`` improvement before the learning rate
+            is multiplied by ``plateau_factor`` (0: no schedule).
+        plateau_factor: Learning-rate factor of the plateau schedule.
+        min_lr: Floor of the plateau schedule.
+        early_stopping_patience: Epochs without improvement before stopping (0: never).
+    """
+
+    _prefix: ClassVar[str] = "cnn."
+    filters: tuple[int, ...] = (32, 64)
+    dense_units: int = 256
+    dropout_rates: tuple[float, ...] = (0.25, 0.25, 0.5)
+    dropout_mode: str = "scale"
+    optimizer: str = "rmsprop"
+    rho: float = 0.9
+    epsilon: float = 1e-8
+    plateau_patience: int = 3
+    plateau_factor: float = 0.5
+    min_lr: float = 1e-5
+    early_stopping_patience: int = 0
+
+    def __post_init__(self) -> None:
+        self._require(
+            len(self.filters) == 2 and all(f >= 1 for f in self.filters),
+            "filters",
+            "two positive filter counts",
+        )
+        self._require(self.dense_units >= 1, "dense_units", ">= 1")
+        self._require(
+            len(self.dropout_rates) == 3 and all(0 <= r < 1 for r in self.dropout_rates),
+            "dropout_rates",
+            "three rates in [0, 1)",
+        )
+        self._require(
+            self.dropout_mode in ("scale", "set", "fixed"),
+            "dropout_mode",
+            "'scale', 'set' or 'fixed'",
+        )
+        self._require(self.optimizer in ("rmsprop", "adam"), "optimizer", "'rmsprop' or 'adam'")
+        self._require(0.0 <= self.rho < 1.0, "rho", "a value in [0, 1)")
+        self._require(self.epsilon > 0, "epsilon", "> 0")
+        self._require(self.plateau_patience >= 0, "plateau_patience", ">= 0")
+        self._require(0.0 < self.plateau_factor < 1.0, "plateau_factor", "a value in (0, 1)")
+        self._require(self.min_lr >= 0, "min_lr", ">= 0")
+        self._require(self.early_stopping_patience >= 0, "early_stopping_patience", ">= 0")
+
+    def effective_dropout_rates(self, dropout: float) -> tuple[float, float, float]:
+        """The three rates after applying the top-level ``dropout`` as ``dropout_mode`` says."""
+        a, b, c = self.dropout_rates
+        if self.dropout_mode == "set":
+            return (dropout, dropout, dropout)
+        if self.dropout_mode == "scale":
+            factor = dropout / 0.25
+            return tuple(min(0.95, rate * factor) for rate in (a, b, c))  # type: ignore[return-value]
+        return (a, b, c)
+
+
+@dataclass(frozen=True)
 class TrainConfig(_Section):
     """Everything needed to train (and re-train) one model.
 
@@ -161,6 +234,7 @@ class TrainConfig(_Section):
     data: DataConfig = field(default_factory=DataConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     mlp: MLPConfig = field(default_factory=MLPConfig)
+    cnn: CNNConfig = field(default_factory=CNNConfig)
 
     def __post_init__(self) -> None:
         self._require(self.model in MODELS, "model", f"one of {MODELS}")
@@ -169,6 +243,11 @@ class TrainConfig(_Section):
         self._require(self.epochs >= 1, "epochs", ">= 1")
         self._require(0.0 <= self.dropout < 1.0, "dropout", "a rate in [0, 1)")
         self._require(self.seed >= 0, "seed", ">= 0")
+
+    @property
+    def dtype(self) -> str:
+        """Floating dtype of the input images (the CNN always trains in float32)."""
+        return self.mlp.dtype if self.model == "mlp" else "float32"
 
     # -- serialisation -------------------------------------------------------------------
 

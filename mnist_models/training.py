@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,9 @@ from mnist_models.config import TrainConfig
 from mnist_models.data import Splits, load_mnist, make_splits
 from mnist_models.errors import TrainingDiverged
 from mnist_models.metrics import Evaluation, evaluate_scores
+
+# end_epoch(epoch, train_loss, train_accuracy, val_loss, val_accuracy, learning_rate) -> stop?
+EpochEnd = Callable[[int, float, float, float, float, float], bool]
 
 
 class Trainer(abc.ABC):
@@ -46,6 +49,29 @@ class Trainer(abc.ABC):
     @property
     def learning_rate(self) -> float:
         return self.config.lr
+
+    def validate(self) -> tuple[float, float]:
+        """(loss, accuracy) on the validation split; NaN when there is none."""
+        splits = self.splits
+        if len(splits.y_val) == 0:
+            return float("nan"), float("nan")
+        loss, scores = self.score(splits.x_val, splits.y_val)
+        return loss, float(np.mean(scores.argmax(axis=1) == splits.y_val))
+
+    def fit(self, epochs: int, end_epoch: EpochEnd) -> None:
+        """Trains up to ``epochs``, calling ``end_epoch`` after each; stops when it says so.
+
+        Override this (not the loop in :func:`train`) when a framework runs its own epoch loop,
+        as Keras's ``fit`` does.
+        """
+        for epoch in range(1, epochs + 1):
+            learning_rate = self.learning_rate
+            # Overflow is reported as divergence by ``end_epoch``, not as numpy warnings.
+            with np.errstate(over="ignore", invalid="ignore"):
+                train_loss, train_accuracy = self.train_epoch()
+            val_loss, val_accuracy = self.validate()
+            if end_epoch(epoch, train_loss, train_accuracy, val_loss, val_accuracy, learning_rate):
+                return
 
 
 @dataclass
@@ -81,13 +107,17 @@ def make_trainer(config: TrainConfig, splits: Splits) -> Trainer:
         from mnist_models.mlp.trainer import MLPTrainer
 
         return MLPTrainer(config, splits)
+    if config.model == "cnn":
+        from mnist_models.cnn.trainer import CNNTrainer  # imports Keras only when needed
+
+        return CNNTrainer(config, splits)
     raise ValueError(f"no trainer for model {config.model!r}")  # config validation prevents this
 
 
 def load_splits(config: TrainConfig, data_dir: str | Path | None = None) -> Splits:
     """Loads MNIST as ``config.data`` says and splits it with ``config.seed``."""
     data = load_mnist(data_dir, dataset=config.data.dataset)
-    return make_splits(data, config.data, config.seed, dtype=config.mlp.dtype)
+    return make_splits(data, config.data, config.seed, dtype=config.dtype)
 
 
 def train(
@@ -115,30 +145,25 @@ def train(
     hooks.on_train_begin(config)
     history: list[EpochResult] = []
     stop_reason: str | None = None
-    for epoch in range(1, config.epochs + 1):
-        epoch_start = time.perf_counter()
-        learning_rate = trainer.learning_rate
-        # Overflow is reported as divergence below, not as numpy warnings mid-epoch.
-        with np.errstate(over="ignore", invalid="ignore"):
-            train_loss, train_accuracy = trainer.train_epoch()
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(epoch, train_loss)
-        val_loss, val_accuracy = _validate(trainer, splits)
-        event = EpochResult(
-            epoch=epoch,
-            train_loss=train_loss,
-            train_accuracy=train_accuracy,
-            val_loss=val_loss,
-            val_accuracy=val_accuracy,
-            learning_rate=learning_rate,
-            seconds=time.perf_counter() - epoch_start,
-        )
+    last = time.perf_counter()
+
+    def end_epoch(
+        epoch: int, loss: float, accuracy: float, val_loss: float, val_accuracy: float, lr: float
+    ) -> bool:
+        nonlocal last, stop_reason
+        if not math.isfinite(loss):
+            raise TrainingDiverged(epoch, loss)
+        now = time.perf_counter()
+        event = EpochResult(epoch, loss, accuracy, val_loss, val_accuracy, lr, now - last)
         history.append(event)
         try:
             hooks.on_epoch_end(event)
         except StopTraining as stop:
             stop_reason = stop.reason
-            break
+        last = time.perf_counter()  # callbacks' own time (logging) is not the epoch's
+        return stop_reason is not None
+
+    trainer.fit(config.epochs, end_epoch)
     test_loss, test_scores = trainer.score(splits.x_test, splits.y_test)
     result = TrainResult(
         config=config,
@@ -151,10 +176,3 @@ def train(
     )
     hooks.on_train_end(result)
     return result
-
-
-def _validate(trainer: Trainer, splits: Splits) -> tuple[float, float]:
-    if len(splits.y_val) == 0:
-        return float("nan"), float("nan")
-    loss, scores = trainer.score(splits.x_val, splits.y_val)
-    return loss, float(np.mean(scores.argmax(axis=1) == splits.y_val))

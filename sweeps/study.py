@@ -91,10 +91,10 @@ class SplitsCache:
         dataset = config.data.dataset
         if dataset not in self._data:
             self._data[dataset] = load_mnist(self.data_dir, dataset=dataset)
-        key = (config.data, config.seed, config.mlp.dtype)
+        key = (config.data, config.seed, config.dtype)
         if key not in self._splits:
             self._splits[key] = make_splits(
-                self._data[dataset], config.data, config.seed, dtype=config.mlp.dtype
+                self._data[dataset], config.data, config.seed, dtype=config.dtype
             )
         return self._splits[key]
 

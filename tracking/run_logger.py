@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from mlflow import MlflowClient
 from mlflow.data.numpy_dataset import from_numpy
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
@@ -69,14 +70,19 @@ class RunLogger:
                 warnings.filterwarnings("ignore", "The specified dataset source")
                 try:
                     dataset = from_numpy(
-                        images, targets=labels, source=info.source,
-                        name=f"{info.name}-{context}", digest=splits.digest,
-                    )  # fmt: skip
+                        images,
+                        targets=labels,
+                        source=info.source,
+                        name=f"{info.name}-{context}",
+                        digest=splits.digest,
+                    )
                 except MlflowException:  # a source MLflow cannot classify: keep it as a tag
                     dataset = from_numpy(
-                        images, targets=labels, name=f"{info.name}-{context}",
+                        images,
+                        targets=labels,
+                        name=f"{info.name}-{context}",
                         digest=splits.digest,
-                    )  # fmt: skip
+                    )
             inputs.append(
                 DatasetInput(
                     dataset._to_mlflow_entity(),
@@ -140,6 +146,33 @@ class RunLogger:
                 "misclassified.png",
             )
 
+    def log_keras_model(self, model: Any, example: np.ndarray, name: str = "model") -> None:
+        """Logs a Keras model with MLflow's Keras flavour (MLflow 3 ``name=`` API) on this run.
+
+        The flavour only writes through the fluent API, so the run is resumed for the call with
+        the tracking URI of this logger, and the caller's fluent state is restored after.
+        """
+        import keras
+        import mlflow
+        import mlflow.keras
+        from mlflow.models import infer_signature
+
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(self.client.tracking_uri)
+        try:
+            with mlflow.start_run(run_id=self.run_id):
+                signature = infer_signature(example, model.predict(example, verbose=0))
+                mlflow.keras.log_model(
+                    model,
+                    name=name,
+                    signature=signature,
+                    # Declared, not inferred: inference re-imports the model in a subprocess.
+                    pip_requirements=[f"keras=={keras.__version__}"],
+                )
+            self.client.update_run(self.run_id, status="RUNNING")  # the caller ends the run
+        finally:
+            mlflow.set_tracking_uri(previous)
+
     def end(self, status: str = "FINISHED") -> None:
         """Closes the run with an MLflow status (FINISHED, FAILED or KILLED)."""
         self.client.set_terminated(self.run_id, status=status)
@@ -177,4 +210,6 @@ def train_logged(
     run.log_dataset(splits)
     result = train(config, splits, [run.epoch_callback(), *callbacks])
     run.log_result(result)
+    if config.model == "cnn":
+        run.log_keras_model(result.model, splits.x_test[:2, ..., None])
     return result

@@ -76,11 +76,13 @@ def test_unknown_model_is_rejected_by_argparse(capsys: pytest.CaptureFixture[str
 
 
 def test_config_model_conflict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # Only one model exists so far; a file naming another model fails in its own validation.
     path = tmp_path / "c.toml"
     path.write_text('model = "cnn"\n')
+    assert main(["train", "--model", "mlp", "--config", str(path)]) == 2
+    assert "--model mlp conflicts with model = 'cnn'" in capsys.readouterr().err
+    path.write_text('model = "resnet"\n')
     assert main(["train", "--config", str(path)]) == 2
-    assert "model='cnn': expected one of" in capsys.readouterr().err
+    assert "model='resnet': expected one of" in capsys.readouterr().err
 
 
 def test_too_large_a_slice_fails_before_any_record(

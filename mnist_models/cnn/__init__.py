@@ -1,0 +1,16 @@
+"""The Keras 3 CNN: backend-agnostic model, fused augmentation, trainer.
+
+Importing this package imports Keras; :func:`mnist_models.training.make_trainer` does so only
+when a config asks for ``model = "cnn"``.
+"""
+
+import os
+
+# TensorFlow's C++ start-up chatter (CPU features, graph attributes) drowns the progress lines;
+# a user who wants it sets TF_CPP_MIN_LOG_LEVEL themselves.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from mnist_models.cnn.augment import RandomAffine
+from mnist_models.cnn.model import build_cnn, build_optimizer
+
+__all__ = ["RandomAffine", "build_cnn", "build_optimizer"]

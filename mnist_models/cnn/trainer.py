@@ -1,0 +1,147 @@
+"""Training the Keras CNN: Keras runs the epochs, a bridge callback reports each one.
+
+Keras's own ``fit`` loop is kept (so the plateau schedule, early stopping and the backend's
+compiled train step work as designed); a small callback turns each epoch's logs into the
+project's per-epoch event and stops ``fit`` when a subscriber (pruning) asks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from mnist_models.cnn.augment import RandomAffine
+from mnist_models.cnn.model import build_cnn, build_optimizer
+from mnist_models.config import TrainConfig
+from mnist_models.data import Splits
+from mnist_models.training import EpochEnd, Trainer
+
+_PREDICT_BATCH = 1024
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Keras, numpy and the backend; on TensorFlow also asks for deterministic ops."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+class CNNTrainer(Trainer):
+    """Trains :func:`build_cnn`; augmentation is a training-only front layer that the logged
+    model does not contain, so validation, test and reloaded models never see it."""
+
+    def __init__(self, config: TrainConfig, splits: Splits) -> None:
+        super().__init__(config, splits)
+        keras.backend.clear_session()  # trials in one process must not accumulate graphs
+        seed_everything(config.seed)
+        self._net = build_cnn(config)
+        self._train_model = self._net
+        if config.augment:
+            aug = config.augmentation
+            self._train_model = keras.Sequential(
+                [
+                    keras.Input((28, 28, 1)),
+                    RandomAffine(aug.rotation, aug.zoom, aug.shift, seed=config.seed),
+                    self._net,
+                ],
+                name="augmented_mnist_cnn",
+            )
+        self._train_model.compile(
+            optimizer=build_optimizer(config),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        self._x_train = _channels(splits.x_train)
+        self._x_val = _channels(splits.x_val)
+
+    @property
+    def model(self) -> keras.Model:
+        return self._net
+
+    @property
+    def learning_rate(self) -> float:
+        return float(keras.ops.convert_to_numpy(self._train_model.optimizer.learning_rate))
+
+    def _fit_kwargs(self) -> dict[str, Any]:
+        has_val = len(self.splits.y_val) > 0
+        return {
+            "batch_size": self.config.batch_size,
+            "validation_data": (self._x_val, self.splits.y_val) if has_val else None,
+            "shuffle": True,
+            "verbose": 0,
+        }
+
+    def train_epoch(self) -> tuple[float, float]:
+        history = self._train_model.fit(
+            self._x_train, self.splits.y_train, epochs=1, **self._fit_kwargs()
+        )
+        return float(history.history["loss"][-1]), float(history.history["accuracy"][-1])
+
+    def fit(self, epochs: int, end_epoch: EpochEnd) -> None:
+        callbacks: list[keras.callbacks.Callback] = [_Bridge(self, end_epoch)]
+        cnn, has_val = self.config.cnn, len(self.splits.y_val) > 0
+        if cnn.plateau_patience and has_val:
+            callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_accuracy",
+                    patience=cnn.plateau_patience,
+                    factor=cnn.plateau_factor,
+                    min_lr=cnn.min_lr,
+                )
+            )
+        if cnn.early_stopping_patience and has_val:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_accuracy",
+                    patience=cnn.early_stopping_patience,
+                    restore_best_weights=True,
+                )
+            )
+        self._train_model.fit(
+            self._x_train,
+            self.splits.y_train,
+            epochs=epochs,
+            callbacks=callbacks,
+            **self._fit_kwargs(),
+        )
+
+    def score(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        if len(images) == 0:
+            return float("nan"), np.zeros((0, 10), np.float32)
+        probs = self._net.predict(_channels(images), batch_size=_PREDICT_BATCH, verbose=0)
+        picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
+        return float(-np.log(picked).mean()), probs
+
+
+class _Bridge(keras.callbacks.Callback):
+    """Reports each Keras epoch to the training loop; stops ``fit`` when asked."""
+
+    def __init__(self, trainer: CNNTrainer, end_epoch: EpochEnd) -> None:
+        super().__init__()
+        self.trainer = trainer
+        self.end_epoch = end_epoch
+        self.epoch_lr = float("nan")
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch_lr = self.trainer.learning_rate  # before the plateau schedule changes it
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        stop = self.end_epoch(
+            epoch + 1,
+            float(logs.get("loss", float("nan"))),
+            float(logs.get("accuracy", float("nan"))),
+            float(logs.get("val_loss", float("nan"))),
+            float(logs.get("val_accuracy", float("nan"))),
+            self.epoch_lr,
+        )
+        if stop:
+            self.model.stop_training = True
+
+
+def _channels(images: np.ndarray) -> np.ndarray:
+    return images.astype(np.float32, copy=False)[..., None]
