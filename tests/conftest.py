@@ -23,8 +23,11 @@ def _find_mnist() -> Path | None:
 @pytest.fixture(autouse=True)
 def isolated_data_sources(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     """No test touches the user's cache, Keras folder or the internet."""
+    # Tests name MNIST explicitly (the ``mnist_dir`` fixture, read once per session before this
+    # runs); the ambient $MNIST_DIR must not leak into tests of the lookup order.
+    monkeypatch.delenv("MNIST_DIR", raising=False)
     monkeypatch.setenv("MNIST_SWEEPS_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras")))
     monkeypatch.setenv("MNIST_MIRRORS", "http://127.0.0.1:9/")  # closed port: fails at once

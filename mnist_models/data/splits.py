@@ -9,7 +9,9 @@ import numpy as np
 
 from mnist_models.config import DataConfig
 from mnist_models.data.sources import DatasetInfo, MnistData
-from mnist_models.errors import DataError
+from mnist_models.errors import ConfigError, DataError
+
+DTYPES = ("float32", "float64")
 
 
 @dataclass(frozen=True)
@@ -17,9 +19,16 @@ class Splits:
     """Images (n, 28, 28) in [0, 1] and int64 labels for each split.
 
     Attributes:
-        info: The source dataset, with the sizes of this slice.
-        digest: sha256 (16 hex) of the raw bytes used in every split, so it changes with
-            ``train_size``, ``test_size`` and the validation draw.
+        x_train: Training images, float in [0, 1].
+        y_train: Training labels, int64.
+        x_val: Validation images (shape (0, 28, 28) when ``val_fraction`` is 0).
+        y_val: Validation labels.
+        x_test: The first ``test_size`` test images.
+        y_test: Their labels.
+        info: The source dataset, with ``n_train`` (train plus validation) and ``n_test`` of
+            this slice.
+        digest: sha256 (16 hex) of the raw uint8 images and labels in every split, so it
+            changes with ``train_size``, ``test_size`` and the validation draw.
     """
 
     x_train: np.ndarray
@@ -33,11 +42,28 @@ class Splits:
 
 
 def make_splits(data: MnistData, config: DataConfig, seed: int, dtype: str = "float32") -> Splits:
-    """Takes the first ``train_size`` training images and holds out a seeded validation share.
+    """Slices and splits ``data`` as ``config`` says.
+
+    Takes the first ``train_size`` training images (in their original order, so a small
+    slice is the same images whatever the seed), holds out ``round(val_fraction * n)`` of
+    them at random with ``np.random.default_rng(seed)``, and takes the first ``test_size``
+    test images. Every split keeps the original order of its images.
+
+    Args:
+        data: Loaded MNIST (or the sample).
+        config: ``train_size``, ``val_fraction`` and ``test_size``.
+        seed: Seeds the validation draw.
+        dtype: ``"float32"`` or ``"float64"`` for the images (scaled by 1/255 in that dtype).
+
+    Returns:
+        The splits.
 
     Raises:
-        DataError: If ``train_size`` or ``test_size`` exceed what ``data`` holds.
+        ConfigError: ``dtype`` is not float32 or float64.
+        DataError: ``train_size`` or ``test_size`` exceed what ``data`` holds.
     """
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype={dtype!r}: expected one of {DTYPES}")
     n_available, n_test_available = len(data.y_train), len(data.y_test)
     n = n_available if config.train_size is None else config.train_size
     n_test = n_test_available if config.test_size is None else config.test_size
@@ -59,12 +85,15 @@ def make_splits(data: MnistData, config: DataConfig, seed: int, dtype: str = "fl
         "test": (data.x_test[:n_test], data.y_test[:n_test]),
     }
     digest = hashlib.sha256()
-    for x, y in raw.values():
+    for name, (x, y) in raw.items():
+        # The sizes go in too, so moving images between splits always changes the digest.
+        digest.update(f"{name}:{len(y)};".encode())
         digest.update(np.ascontiguousarray(x).tobytes())
         digest.update(np.ascontiguousarray(y).tobytes())
     scale = np.dtype(dtype).type(255)
 
     def prepare(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Divide in the target dtype: float32 runs never touch float64.
         return x.astype(dtype) / scale, y.astype(np.int64)
 
     x_train, y_train = prepare(*raw["train"])

@@ -1,0 +1,90 @@
+"""CNN seconds per epoch: bare ``model.fit`` vs our ``train`` path, and augmentation's cost.
+
+Three measurements in one run, same model, data, batch size and seed: (a) ``model.fit`` on
+the model from ``build_cnn`` with nothing else; (b) our ``train`` (bridge callback, plateau
+schedule, per-epoch events) without augmentation; (c) the same with the fused augmentation
+layer. Each runs two epochs and the second is timed (the first includes tracing). Prints b/a
+(target <= 1.05) and c/b (target <= 1.15); the last line is
+``cnn_epoch ratio=<b/a> target<=1.05``.
+
+Usage: python bench/cnn_epoch.py [--quick]   (KERAS_BACKEND picks the backend)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import keras
+import numpy as np
+
+from mnist_models.cnn.model import build_cnn, build_optimizer
+from mnist_models.cnn.trainer import seed_everything
+from mnist_models.config import DataConfig, TrainConfig
+from mnist_models.data import Splits, load_mnist, make_splits
+from mnist_models.training import train
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: object = None) -> None:
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def bare_fit(config: TrainConfig, splits: Splits) -> float:
+    keras.backend.clear_session()
+    seed_everything(config.seed)
+    model = build_cnn(config)
+    model.compile(
+        optimizer=build_optimizer(config),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    timer = EpochTimer()
+    model.fit(
+        splits.x_train[..., None],
+        splits.y_train,
+        batch_size=config.batch_size,
+        epochs=2,
+        validation_data=(splits.x_val[..., None], splits.y_val),
+        verbose=0,
+        callbacks=[timer],
+    )
+    return timer.seconds[-1]
+
+
+def ours(config: TrainConfig, splits: Splits) -> float:
+    return train(config.replace({"epochs": 2}), splits).history[-1].seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5,000 training images")
+    args = parser.parse_args()
+    data = load_mnist(os.environ.get("MNIST_DIR"), dataset="auto")
+    size = 5000 if args.quick else 42000  # the report's 37,800 train + 4,200 validation
+    size = min(size, len(data.y_train))
+    splits = make_splits(data, DataConfig(train_size=size, val_fraction=0.1, test_size=1000), 2)
+    config = TrainConfig(model="cnn", batch_size=86, seed=2)
+    a = bare_fit(config, splits)
+    b = ours(config, splits)
+    c = ours(config.replace({"augment": True}), splits)
+    n = len(splits.y_train)
+    print(f"backend {keras.backend.backend()}, {n} training images, batch 86, epoch 2 timed")
+    print(f"(a) bare model.fit      {a:7.2f} s/epoch")
+    print(f"(b) ours, no augment    {b:7.2f} s/epoch   b/a = {b / a:.3f}  (target <= 1.05)")
+    print(f"(c) ours, augmented     {c:7.2f} s/epoch   c/b = {c / b:.3f}  (target <= 1.15)")
+    print(f"cnn_epoch_augment ratio={c / b:.2f} target<=1.15")
+    print(f"cnn_epoch ratio={b / a:.2f} target<=1.05")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
