@@ -17,3 +17,4 @@ lint:
 
 bench:
 	$(PY) bench/mlp_throughput.py
+	$(PY) bench/cnn_epoch.py
