@@ -33,9 +33,12 @@ class Trainer(abc.ABC):
         self.config = config
         self.splits = splits
 
-    @abc.abstractmethod
     def train_epoch(self) -> tuple[float, float]:
-        """Runs one pass over the training set; returns (mean loss, accuracy) seen in it."""
+        """Runs one pass over the training set; returns (mean loss, accuracy) seen in it.
+
+        Used by the default :meth:`fit`; a trainer that overrides ``fit`` need not define it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} trains through its own fit()")
 
     @abc.abstractmethod
     def score(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:

@@ -66,21 +66,6 @@ class CNNTrainer(Trainer):
     def learning_rate(self) -> float:
         return float(keras.ops.convert_to_numpy(self._train_model.optimizer.learning_rate))
 
-    def _fit_kwargs(self) -> dict[str, Any]:
-        has_val = len(self.splits.y_val) > 0
-        return {
-            "batch_size": self.config.batch_size,
-            "validation_data": (self._x_val, self.splits.y_val) if has_val else None,
-            "shuffle": True,
-            "verbose": 0,
-        }
-
-    def train_epoch(self) -> tuple[float, float]:
-        history = self._train_model.fit(
-            self._x_train, self.splits.y_train, epochs=1, **self._fit_kwargs()
-        )
-        return float(history.history["loss"][-1]), float(history.history["accuracy"][-1])
-
     def fit(self, epochs: int, end_epoch: EpochEnd) -> None:
         callbacks: list[keras.callbacks.Callback] = [_Bridge(self, end_epoch)]
         cnn, has_val = self.config.cnn, len(self.splits.y_val) > 0
@@ -104,9 +89,12 @@ class CNNTrainer(Trainer):
         self._train_model.fit(
             self._x_train,
             self.splits.y_train,
+            batch_size=self.config.batch_size,
             epochs=epochs,
+            validation_data=(self._x_val, self.splits.y_val) if has_val else None,
+            shuffle=True,
+            verbose=0,
             callbacks=callbacks,
-            **self._fit_kwargs(),
         )
 
     def score(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
