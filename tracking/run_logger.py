@@ -11,6 +11,7 @@ import json
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -68,21 +69,17 @@ class RunLogger:
             with warnings.catch_warnings():
                 # A local path matches MLflow's local source type twice; either reading is right.
                 warnings.filterwarnings("ignore", "The specified dataset source")
+                describe = partial(
+                    from_numpy,
+                    images,
+                    targets=labels,
+                    name=f"{info.name}-{context}",
+                    digest=splits.digest,
+                )
                 try:
-                    dataset = from_numpy(
-                        images,
-                        targets=labels,
-                        source=info.source,
-                        name=f"{info.name}-{context}",
-                        digest=splits.digest,
-                    )
+                    dataset = describe(source=info.source)
                 except MlflowException:  # a source MLflow cannot classify: keep it as a tag
-                    dataset = from_numpy(
-                        images,
-                        targets=labels,
-                        name=f"{info.name}-{context}",
-                        digest=splits.digest,
-                    )
+                    dataset = describe()
             inputs.append(
                 DatasetInput(
                     dataset._to_mlflow_entity(),
