@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         "file (default: sqlite:///optuna.db in the working folder)",
     )
     study.add_argument("--pruner", choices=PRUNERS, help="override the file's sweep.pruner")
+    study.add_argument(
+        "--trial-process",
+        action="store_true",
+        help="train each trial in a fresh process that exits with it, so no memory "
+        "(Keras graphs, GPU memory) carries over between trials; costs a few seconds per trial",
+    )
     sweep.set_defaults(handler=cmd_sweep)
 
     train = commands.add_parser(
@@ -159,6 +165,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         seed=sweep.base.seed,
         data_dir=args.data_dir,
+        trial_process=args.trial_process,
     )
     study = run_sweep(sweep, settings)
     completed = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import optuna
 
-from mnist_models.config import TrainConfig
-from mnist_models.data import Splits
 from mnist_models.errors import TrialFailed
-from mnist_models.training import TrainResult
-from sweeps.progress import EpochPrinter, console
-from sweeps.pruning import PruningCallback
+from sweeps.progress import console
 from sweeps.sweep_config import SweepConfig
-from tracking import RunLogger, Tracker, train_logged
+from sweeps.trial_runner import TrialRunner
+from tracking import RunLogger, Tracker
 
 _SHORT = {"batch_size": "bs", "dropout": "do", "learning_rate": "lr"}
 
@@ -38,7 +34,7 @@ class Objective:
 
     Args:
         sweep: What is searched and what is fixed.
-        splits_for: Returns the data splits of a config (cached by the caller).
+        runner: Trains a trial's config (in this process or a fresh one).
         tracker: The MLflow experiment to log into.
         parent_run_id: The study's parent run.
         study_name: Recorded as the ``optuna.study`` tag.
@@ -47,13 +43,13 @@ class Objective:
     def __init__(
         self,
         sweep: SweepConfig,
-        splits_for: Callable[[TrainConfig], Splits],
+        runner: TrialRunner,
         tracker: Tracker,
         parent_run_id: str,
         study_name: str,
     ) -> None:
         self.sweep = sweep
-        self.splits_for = splits_for
+        self.runner = runner
         self.tracker = tracker
         self.parent_run_id = parent_run_id
         self.study_name = study_name
@@ -76,7 +72,7 @@ class Objective:
         )
         trial.set_user_attr("mlflow_run_id", run.run_id)
         try:
-            result = self._train(trial, config, run, name)
+            result = self.runner.run(trial, config, run, name)
         except TrialFailed as exc:
             _close_after_error(run, "FAILED", str(exc))
             console.print(f"[red]{name}: failed: {exc}[/]")
@@ -87,6 +83,8 @@ class Objective:
         except BaseException as exc:
             _close_after_error(run, "FAILED", f"{type(exc).__name__}: {exc}")
             raise
+        trial.set_user_attr("test_accuracy", result.test_accuracy)
+        trial.set_user_attr("epochs_trained", result.epochs_trained)
         value = result.val_accuracy
         if result.stopped_early:
             # A pruned trial is visibly not a finished one: KILLED status and its own state tag.
@@ -95,19 +93,10 @@ class Objective:
             raise optuna.TrialPruned(result.stop_reason)
         _close(run, "COMPLETE", "FINISHED", {})
         console.print(
-            f"{name}: val acc [bold]{value:.4f}[/] test acc {result.test.accuracy:.4f} "
+            f"{name}: val acc [bold]{value:.4f}[/] test acc {result.test_accuracy:.4f} "
             f"({result.seconds:.1f}s)"
         )
         return value
-
-    def _train(
-        self, trial: optuna.Trial, config: TrainConfig, run: RunLogger, name: str
-    ) -> TrainResult:
-        splits = self.splits_for(config)
-        result = train_logged(run, config, splits, [PruningCallback(trial), EpochPrinter(name)])
-        trial.set_user_attr("test_accuracy", result.test.accuracy)
-        trial.set_user_attr("epochs_trained", result.epochs_trained)
-        return result
 
 
 def _close(run: RunLogger, state: str, status: str, tags: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import optuna
 
@@ -20,10 +21,18 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     raise ValueError(f"{name=} must be one of 'none', 'median', 'hyperband'")
 
 
+class Reportable(Protocol):
+    """The part of ``optuna.Trial`` pruning uses (a trial, or a proxy in a worker process)."""
+
+    def report(self, value: float, step: int) -> None: ...
+
+    def should_prune(self) -> bool: ...
+
+
 class PruningCallback(Callback):
     """Reports ``val_accuracy`` each epoch; asks training to stop if the pruner says so."""
 
-    def __init__(self, trial: optuna.Trial) -> None:
+    def __init__(self, trial: Reportable) -> None:
         self.trial = trial
         self.pruned_at: int | None = None
 

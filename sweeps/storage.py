@@ -58,6 +58,18 @@ def storage_kind(url: str) -> str:
 def open_storage(url: str | None) -> optuna.storages.BaseStorage:
     """Opens ``url`` (an RDB URL or a ``.journal``/``.log`` file path) as an Optuna storage."""
     url = url or default_storage()
-    if storage_kind(url) == "rdb":
+    kind = storage_kind(url)
+    local = local_path(url)
+    if local is not None:
+        local.parent.mkdir(parents=True, exist_ok=True)  # like the file itself, made on demand
+    if kind == "rdb":
         return optuna.storages.RDBStorage(url)
     return optuna.storages.JournalStorage(JournalFileBackend(url))
+
+
+def local_path(url: str) -> Path | None:
+    """The file behind a SQLite URL or a journal path; ``None`` for servers and in-memory."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        return None if path in ("", ":memory:") else Path(path)
+    return Path(url) if "://" not in url else None

@@ -22,6 +22,7 @@ from sweeps.progress import console
 from sweeps.pruning import make_pruner
 from sweeps.storage import default_storage, open_storage, redact_url, storage_kind
 from sweeps.sweep_config import OBJECTIVE, SweepConfig
+from sweeps.trial_runner import InProcessRunner, SubprocessRunner, TrialRunner
 from tracking import RunLogger, Tracker
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -42,6 +43,7 @@ class SweepSettings:
     timeout: float | None = None
     seed: int = 0
     data_dir: str | Path | None = None
+    trial_process: bool = False
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -145,7 +147,12 @@ def run_sweep(
         f"trials finished; MLflow experiment '{tracker.experiment_name}' at "
         f"{redact_url(tracker.tracking_uri)}"
     )
-    objective = Objective(sweep, splits_for, tracker, parent_id, study.study_name)
+    runner: TrialRunner = (
+        SubprocessRunner(settings.data_dir)
+        if settings.trial_process
+        else InProcessRunner(splits_for)
+    )
+    objective = Objective(sweep, runner, tracker, parent_id, study.study_name)
     status = "FAILED"
     try:
         if done < target:

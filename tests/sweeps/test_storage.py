@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from mnist_models.errors import ConfigError
-from sweeps.storage import default_storage, open_storage, redact_url
+from sweeps.storage import default_storage, local_path, open_storage, redact_url
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,13 @@ def test_sqlite_and_journal_storages_open(tmp_path: Path) -> None:
     assert isinstance(sqlite, optuna.storages.RDBStorage)
     journal = open_storage(str(tmp_path / "study.journal"))
     assert isinstance(journal, optuna.storages.JournalStorage)
+
+
+def test_local_storages_create_their_folder(tmp_path: Path) -> None:
+    nested = tmp_path / "runs" / "2026"
+    open_storage(f"sqlite:///{nested / 'optuna.db'}")
+    assert (nested / "optuna.db").is_file()
+    open_storage(str(tmp_path / "j" / "study.journal"))
+    assert (tmp_path / "j").is_dir()
+    assert local_path("postgresql://u:p@h/db") is None
+    assert local_path("sqlite:///:memory:") is None

@@ -1,0 +1,181 @@
+"""Where a trial's training runs: in the sweep's process, or in a fresh process per trial.
+
+A fresh process per trial frees everything a trial allocated (Keras graphs, GPU memory that
+the backends never hand back, BLAS buffers) when the trial ends, at the price of a few
+seconds of start-up (imports and reloading the data). The sweep process keeps the Optuna
+trial: the child reports each epoch's validation accuracy over a pipe and the parent answers
+whether the pruner stops it, so pruning works with every storage, including in-memory ones.
+"""
+
+from __future__ import annotations
+
+import abc
+import multiprocessing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from mnist_models.callbacks import Callback
+from mnist_models.config import TrainConfig
+from mnist_models.data import Splits
+from mnist_models.errors import TrialFailed
+from mnist_models.training import TrainResult
+from sweeps.progress import EpochPrinter
+from sweeps.pruning import PruningCallback
+from tracking import RunLogger, train_logged
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What the objective needs from a trained trial (small and picklable)."""
+
+    val_accuracy: float
+    test_accuracy: float
+    epochs_trained: int
+    seconds: float
+    stop_reason: str | None = None
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.stop_reason is not None
+
+    @classmethod
+    def of(cls, result: TrainResult) -> TrialOutcome:
+        return cls(
+            val_accuracy=result.val_accuracy,
+            test_accuracy=result.test.accuracy,
+            epochs_trained=result.epochs_trained,
+            seconds=result.seconds,
+            stop_reason=result.stop_reason,
+        )
+
+
+class TrialRunner(abc.ABC):
+    """Trains one trial's config into its (already started) MLflow run."""
+
+    @abc.abstractmethod
+    def run(
+        self, trial: optuna.Trial, config: TrainConfig, run: RunLogger, name: str
+    ) -> TrialOutcome:
+        """Trains, logging to ``run``; reports epochs to ``trial`` for pruning.
+
+        Raises:
+            TrialFailed: The trial cannot succeed (diverged, worker died); the sweep goes on.
+        """
+
+
+class InProcessRunner(TrialRunner):
+    """Trains in the sweep's own process (the default: no start-up cost, shared data)."""
+
+    def __init__(self, splits_for: Callable[[TrainConfig], Splits]) -> None:
+        self.splits_for = splits_for
+
+    def run(
+        self, trial: optuna.Trial, config: TrainConfig, run: RunLogger, name: str
+    ) -> TrialOutcome:
+        callbacks = [PruningCallback(trial), EpochPrinter(name)]
+        return TrialOutcome.of(train_logged(run, config, self.splits_for(config), callbacks))
+
+
+class SubprocessRunner(TrialRunner):
+    """Trains each trial in a fresh ``spawn``-ed process that exits when the trial ends.
+
+    Args:
+        data_dir: Where the child loads MNIST from (as the sweep does; ``None``: the usual
+            search order, ``$MNIST_DIR`` first).
+    """
+
+    def __init__(self, data_dir: str | Path | None = None) -> None:
+        self.data_dir = None if data_dir is None else str(data_dir)
+        self._context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+
+    def run(
+        self, trial: optuna.Trial, config: TrainConfig, run: RunLogger, name: str
+    ) -> TrialOutcome:
+        parent_end, child_end = self._context.Pipe()
+        args = (
+            child_end,
+            config.to_dict(),
+            run.client.tracking_uri,
+            run.run_id,
+            name,
+            self.data_dir,
+        )
+        process = self._context.Process(target=_child_main, args=args, name=f"mnist-sweep {name}")
+        process.start()
+        child_end.close()  # so a dead child shows up as EOF here
+        try:
+            return _serve(trial, parent_end, process)
+        finally:
+            if process.is_alive():  # interrupted or an error here: the child must not linger
+                process.terminate()
+            process.join()
+            parent_end.close()
+
+
+def _serve(trial: optuna.Trial, conn: Connection, process: Any) -> TrialOutcome:
+    """Answers the child's pruning questions until it sends its outcome or dies."""
+    while True:
+        try:
+            kind, payload = conn.recv()
+        except EOFError:
+            process.join()
+            raise TrialFailed(f"trial worker process died (exit code {process.exitcode})") from None
+        if kind == "report":
+            value, step = payload
+            trial.report(value, step=step)
+            conn.send(trial.should_prune())
+        elif kind == "done":
+            return TrialOutcome(**payload)
+        elif kind == "failed":
+            raise TrialFailed(payload)
+        else:  # "error": an unexpected exception in the child, re-raised here as is
+            raise RuntimeError(f"trial worker process: {payload}")
+
+
+class _PipeTrial:
+    """The child's stand-in for the Optuna trial: reports and prune checks go to the parent."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._prune = False
+
+    def report(self, value: float, step: int) -> None:
+        self.conn.send(("report", (value, step)))
+        self._prune = bool(self.conn.recv())
+
+    def should_prune(self) -> bool:
+        return self._prune
+
+
+def _child_main(
+    conn: Connection,
+    config_dict: dict[str, Any],
+    tracking_uri: str,
+    run_id: str,
+    name: str,
+    data_dir: str | None,
+) -> None:
+    from mlflow import MlflowClient
+
+    from sweeps.study import SplitsCache  # here, not at the top: study imports this module
+
+    try:
+        config = TrainConfig.from_dict(config_dict)
+        run = RunLogger(MlflowClient(tracking_uri=tracking_uri), run_id)
+        callbacks: Sequence[Callback] = [PruningCallback(_PipeTrial(conn)), EpochPrinter(name)]
+        result = train_logged(run, config, SplitsCache(data_dir)(config), callbacks)
+        outcome = TrialOutcome.of(result)
+        conn.send(("done", outcome.__dict__))
+    except TrialFailed as exc:
+        conn.send(("failed", str(exc)))
+    except KeyboardInterrupt:
+        pass  # the parent was interrupted too and closes the run
+    except Exception as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
