@@ -13,13 +13,17 @@ import optuna
 
 from mnist_models.config import MODELS
 from mnist_models.data import DatasetFallbackWarning
-from mnist_models.errors import ConfigError, DataError
+from mnist_models.errors import ConfigError, DataError, MnistSweepsError
 from mnist_models.training import load_splits
+from sweeps.export import register as register_export
 from sweeps.objective import short_params
 from sweeps.progress import EpochPrinter, console
+from sweeps.report import register as register_report
+from sweeps.reproduce import register as register_reproduce
 from sweeps.storage import redact_url
 from sweeps.study import SweepSettings, run_sweep
 from sweeps.sweep_config import PRUNERS, SweepConfig, parse_overrides
+from sweeps.workers import register as register_worker
 from tracking import Tracker, train_logged
 
 EXIT_CONFIG = 2
@@ -52,6 +56,10 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
         "--train-size", type=int, metavar="N", help="use only the first N training images"
     )
     group.add_argument("--seed", type=int, help="seed of training (and of the sampler)")
+    _add_data_and_tracking_args(parser)
+
+
+def _add_data_and_tracking_args(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument(
         "--dataset",
@@ -106,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     study.add_argument("--pruner", choices=PRUNERS, help="override the file's sweep.pruner")
     study.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="K",
+        help="worker processes sharing the study on this machine (default 1); more hosts "
+        "join with `mnist-sweep worker`",
+    )
+    study.add_argument(
         "--trial-process",
         action="store_true",
         help="train each trial in a fresh process that exits with it, so no memory "
@@ -121,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(train)
     train.set_defaults(handler=cmd_train)
+    register_report(commands)
+    register_worker(commands)
+    register_export(commands)
+    register_reproduce(commands)
     return parser
 
 
@@ -166,6 +186,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         seed=sweep.base.seed,
         data_dir=args.data_dir,
         trial_process=args.trial_process,
+        workers=args.workers,
     )
     study = run_sweep(sweep, settings)
     completed = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
@@ -241,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except DataError as exc:
         console.print(f"mnist-sweep: data error: {exc}", markup=False)
+        return 1
+    except MnistSweepsError as exc:
+        console.print(f"mnist-sweep: error: {exc}", markup=False)
         return 1
     except KeyboardInterrupt:
         console.print("interrupted; re-run the same command to resume", markup=False)

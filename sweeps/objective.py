@@ -7,7 +7,9 @@ from typing import Any
 import optuna
 
 from mnist_models.errors import TrialFailed
+from sweeps.budget import TrialBudget
 from sweeps.progress import console
+from sweeps.recovery import RETRY_OF_ATTR, WORKER_ATTR, requeue, worker_id
 from sweeps.sweep_config import SweepConfig
 from sweeps.trial_runner import TrialRunner
 from tracking import RunLogger, Tracker
@@ -38,6 +40,7 @@ class Objective:
         tracker: The MLflow experiment to log into.
         parent_run_id: The study's parent run.
         study_name: Recorded as the ``optuna.study`` tag.
+        budget: The study's trial budget; a trial started after it was taken does not train.
     """
 
     def __init__(
@@ -47,17 +50,23 @@ class Objective:
         tracker: Tracker,
         parent_run_id: str,
         study_name: str,
+        budget: TrialBudget | None = None,
     ) -> None:
         self.sweep = sweep
         self.runner = runner
         self.tracker = tracker
         self.parent_run_id = parent_run_id
         self.study_name = study_name
+        self.budget = budget
 
     def __call__(self, trial: optuna.Trial) -> float:
+        if self.budget is not None:
+            self.budget.check(trial)  # before anything is sampled, trained or logged
         params = self.sweep.space.sample(trial)
         config = self.sweep.base.replace(params, source=f"trial {trial.number}")
         trial.set_user_attr("config", config.to_dict())
+        trial.set_user_attr(WORKER_ATTR, worker_id())
+        retry_of = trial.user_attrs.get(RETRY_OF_ATTR)
         name = f"trial-{trial.number:03d} {short_params(params)}".strip()
         run = self.tracker.start_run(
             name,
@@ -67,6 +76,7 @@ class Objective:
                 "optuna.state": "RUNNING",
                 "mnist_sweeps.role": "trial",
                 "model": config.model,
+                **({} if retry_of is None else {"optuna.retry_of": retry_of}),
             },
             parent_run_id=self.parent_run_id,
         )
@@ -79,6 +89,8 @@ class Objective:
             raise
         except KeyboardInterrupt:
             _close_after_error(run, "KILLED", "interrupted")
+            # Interrupted, not failed: the next run of the same command tries these params first.
+            requeue(trial.study, trial.number, trial.params, trial.user_attrs, count_as_retry=False)
             raise
         except BaseException as exc:
             _close_after_error(run, "FAILED", f"{type(exc).__name__}: {exc}")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import re
+import warnings
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import optuna
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial
 
 from mnist_models.errors import ConfigError
+from tracking.redact import redact_url
+from tracking.runs import use_write_ahead_log
+
+__all__ = ["default_storage", "local_path", "open_storage", "redact_url", "storage_kind"]
 
 DEFAULT_STORAGE_FILE = "optuna.db"
 _SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
@@ -18,24 +23,6 @@ _SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 def default_storage(folder: str | Path = ".") -> str:
     """A local SQLite file in ``folder`` (the working folder by default)."""
     return f"sqlite:///{Path(folder) / DEFAULT_STORAGE_FILE}"
-
-
-def redact_url(url: str | None) -> str:
-    """Replaces the password of ``scheme://user:password@host/...`` with ``***``.
-
-    Anything shown or logged about a storage or tracking URL goes through this first.
-    """
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"(//[^/:@]*):[^@/]*@", r"\1:***@", url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
 
 
 def storage_kind(url: str) -> str:
@@ -55,16 +42,50 @@ def storage_kind(url: str) -> str:
     )
 
 
-def open_storage(url: str | None) -> optuna.storages.BaseStorage:
-    """Opens ``url`` (an RDB URL or a ``.journal``/``.log`` file path) as an Optuna storage."""
+def open_storage(
+    url: str | None,
+    dead_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    heartbeat_interval: int = 10,
+    grace_period: int = 60,
+) -> optuna.storages.BaseStorage:
+    """Opens ``url`` (an RDB URL or a ``.journal``/``.log`` file path) as an Optuna storage.
+
+    Args:
+        url: The storage; ``None`` is the local default.
+        dead_trial_callback: With an RDB storage, turns on Optuna's trial heartbeats: a
+            running trial silent for ``grace_period`` seconds is failed and passed to this.
+            Journal files have no heartbeats in Optuna.
+        heartbeat_interval: Seconds between heartbeats of a running trial.
+        grace_period: Seconds of silence after which a running trial counts as dead.
+    """
     url = url or default_storage()
     kind = storage_kind(url)
     local = local_path(url)
     if local is not None:
         local.parent.mkdir(parents=True, exist_ok=True)  # like the file itself, made on demand
     if kind == "rdb":
-        return optuna.storages.RDBStorage(url)
+        engine_kwargs = _SQLITE_ENGINE if url.startswith("sqlite") else None
+        if dead_trial_callback is None:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs)
+        else:
+            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=dead_trial_callback,
+                )
+        if local is not None:
+            use_write_ahead_log(local)
+        return storage
     return optuna.storages.JournalStorage(JournalFileBackend(url))
+
+
+# Several worker processes on one SQLite file (optuna issue 820, "database is locked"): wait for
+# the lock instead of failing at once, and let readers proceed beside the writer (WAL).
+_SQLITE_ENGINE = {"connect_args": {"timeout": 60}}
 
 
 def local_path(url: str) -> Path | None:

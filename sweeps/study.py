@@ -17,16 +17,22 @@ from optuna.trial import TrialState
 from mnist_models.config import TrainConfig
 from mnist_models.data import MnistData, Splits, load_mnist, make_splits
 from mnist_models.errors import ConfigError, TrialFailed
+from sweeps.budget import TrialBudget
 from sweeps.objective import Objective
 from sweeps.progress import console
 from sweeps.pruning import make_pruner
+from sweeps.recovery import DeadTrialHandler, fail_dead_local_trials
+from sweeps.report import log_study_report
 from sweeps.storage import default_storage, open_storage, redact_url, storage_kind
 from sweeps.sweep_config import OBJECTIVE, SweepConfig
 from sweeps.trial_runner import InProcessRunner, SubprocessRunner, TrialRunner
 from tracking import RunLogger, Tracker
+from tracking.runs import check_server
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 CONFIG_ATTR = "sweep_config"
+TARGET_ATTR = "trials_target"
+TRACKING_ATTR = "mlflow"
 # What a study searches; the trial budget, sampler and pruner may change between runs.
 SEARCH_DEFINING = ("fixed", "space")
 
@@ -44,6 +50,7 @@ class SweepSettings:
     seed: int = 0
     data_dir: str | Path | None = None
     trial_process: bool = False
+    workers: int = 1
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -52,13 +59,15 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def load_or_create_study(sweep: SweepConfig, settings: SweepSettings) -> optuna.Study:
+def load_or_create_study(
+    sweep: SweepConfig, settings: SweepSettings, storage: optuna.storages.BaseStorage | None = None
+) -> optuna.Study:
     """Creates the study, or loads it if it exists and searched the same config.
 
     Raises:
         ConfigError: If an existing study of that name was created from another config.
     """
-    storage = open_storage(settings.storage)
+    storage = storage or open_storage(settings.storage)
     study = optuna.create_study(
         study_name=settings.study,
         storage=storage,
@@ -131,46 +140,117 @@ def run_sweep(
     """Runs trials until the study holds ``trials`` finished (complete or pruned) trials.
 
     Re-running the same command resumes: finished trials are kept and only the missing ones
-    run. Failed trials (``TrialFailed``) are recorded and do not stop the sweep.
+    run; a trial whose worker died is failed and re-run with the same params. Failed trials
+    (``TrialFailed``) are recorded and do not stop the sweep. With ``settings.workers > 1``
+    this process prepares the study and K worker processes share its trials.
     """
+    if settings.workers < 1:
+        raise ConfigError(f"--workers {settings.workers}: expected >= 1")
     storage = settings.storage or default_storage()
     storage_kind(storage)  # a bad URL is refused before anything is loaded or written
+    check_server(settings.tracking_uri or "")  # an unreachable server fails in seconds
     splits_for = splits_for or SplitsCache(settings.data_dir)
     splits_for(sweep.base)  # missing or corrupt data, or a too-large slice, fails before any record
-    study = load_or_create_study(sweep, dataclasses.replace(settings, storage=storage))
     tracker = Tracker(settings.experiment or settings.study, settings.tracking_uri)
-    parent_id = parent_run(tracker, study, sweep, storage)
+    settings = dataclasses.replace(settings, storage=storage)
+    dead_trials = DeadTrialHandler(tracker.client)
+    optuna_storage = open_storage(storage, dead_trials)
+    study = load_or_create_study(sweep, settings, optuna_storage)
     target = settings.trials or sweep.trials
+    study.set_user_attr(TARGET_ATTR, target)  # what a joining `worker` aims for
+    remember_tracking(study, tracker.tracking_uri, tracker.experiment_name)
+    parent_id = parent_run(tracker, study, sweep, storage)
+    recover_dead_trials(study, optuna_storage, dead_trials)  # a killed earlier run of this command
     done = len(study.get_trials(deepcopy=False, states=FINISHED))
     console.print(
         f"study [bold]{study.study_name}[/] in {redact_url(storage)}: {done} of {target} "
         f"trials finished; MLflow experiment '{tracker.experiment_name}' at "
         f"{redact_url(tracker.tracking_uri)}"
     )
-    runner: TrialRunner = (
-        SubprocessRunner(settings.data_dir)
-        if settings.trial_process
-        else InProcessRunner(splits_for)
-    )
-    objective = Objective(sweep, runner, tracker, parent_id, study.study_name)
     status = "FAILED"
     try:
-        if done < target:
-            study.optimize(
-                objective,
-                n_trials=target - done,
-                timeout=settings.timeout,
-                catch=(TrialFailed,),
-                callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED)],
+        if settings.workers == 1:
+            work(
+                study, optuna_storage, dead_trials, sweep, settings, tracker, parent_id, splits_for
             )
+        else:
+            from sweeps.workers import run_worker_processes
+
+            run_worker_processes(settings, tracker.tracking_uri, tracker.experiment_name)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
-        _summarise(tracker, parent_id, study)
-        tracker.client.set_terminated(parent_id, status=status)
+        finish(tracker, parent_id, study, status)
     return study
+
+
+def work(
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    dead_trials: DeadTrialHandler,
+    sweep: SweepConfig,
+    settings: SweepSettings,
+    tracker: Tracker,
+    parent_id: str,
+    splits_for: Callable[[TrainConfig], Splits],
+) -> None:
+    """One worker's trial loop: runs trials until the study's budget is taken."""
+    budget = TrialBudget(settings.trials or study.user_attrs.get(TARGET_ATTR) or sweep.trials)
+    runner: TrialRunner = (
+        SubprocessRunner(settings.data_dir)
+        if settings.trial_process
+        else InProcessRunner(splits_for)
+    )
+    objective = Objective(sweep, runner, tracker, parent_id, study.study_name, budget)
+
+    def recover(study: optuna.Study, trial: object) -> None:
+        recover_dead_trials(study, storage, dead_trials)
+
+    remaining = budget.remaining(study)
+    if remaining:
+        study.optimize(
+            objective,
+            n_trials=remaining,  # also bounds the attempts when every trial fails
+            timeout=settings.timeout,
+            catch=(TrialFailed,),
+            callbacks=[budget, recover],
+        )
+
+
+def recover_dead_trials(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, handler: DeadTrialHandler
+) -> None:
+    fail_dead_local_trials(study, storage, handler)
+
+
+def remember_tracking(study: optuna.Study, tracking_uri: str, experiment: str) -> None:
+    """Stores where the study logs, so `worker` needs no MLflow flags (never a password)."""
+    redacted = redact_url(tracking_uri)
+    attrs: dict[str, str | None] = {"experiment": experiment, "tracking_uri": tracking_uri}
+    if redacted != tracking_uri:
+        attrs = {"experiment": experiment, "tracking_uri": None, "redacted": redacted}
+    study.set_user_attr(TRACKING_ATTR, attrs)
+
+
+def finish(tracker: Tracker, parent_id: str, study: optuna.Study, status: str | None) -> None:
+    """Summary, study report and (unless ``status`` is None) final status on the parent run.
+
+    Errors here are printed in one line and swallowed: they never hide the sweep's outcome.
+    """
+    _quietly("study summary", _summarise, tracker, parent_id, study)
+    _quietly("study report", log_study_report, tracker.client, parent_id, study)
+    if status is not None:
+        tracker.client.set_terminated(parent_id, status=status)
+
+
+def _quietly(what: str, step: Callable[..., object], *args: object) -> None:
+    try:
+        step(*args)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        console.print(f"warning: {what} not logged: {reason}", markup=False)
 
 
 def _summarise(tracker: Tracker, parent_id: str, study: optuna.Study) -> None:

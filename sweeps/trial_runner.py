@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import abc
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -137,6 +140,19 @@ def _serve(trial: optuna.Trial, conn: Connection, process: Any) -> TrialOutcome:
             raise RuntimeError(f"trial worker process: {payload}")
 
 
+def _exit_with_parent() -> None:
+    """A killed sweep must not leave its trial training on (and logging into a failed run)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 class _PipeTrial:
     """The child's stand-in for the Optuna trial: reports and prune checks go to the parent."""
 
@@ -164,6 +180,7 @@ def _child_main(
 
     from sweeps.study import SplitsCache  # here, not at the top: study imports this module
 
+    _exit_with_parent()
     try:
         config = TrainConfig.from_dict(config_dict)
         run = RunLogger(MlflowClient(tracking_uri=tracking_uri), run_id)

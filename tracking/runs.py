@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +16,8 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from mnist_models.errors import ConfigError
+from tracking.redact import redact_url
 from tracking.run_logger import RunLogger
 
 
@@ -29,8 +35,12 @@ class Tracker:
             raise ValueError(f"{experiment=} must be a non-empty name")
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.tracking_uri = self.client.tracking_uri
+        check_server(self.tracking_uri)
         self.experiment_name = experiment
         self.experiment_id = self._experiment_id(experiment)
+        database = _sqlite_file(self.tracking_uri)
+        if database is not None:  # several worker processes log into one file
+            use_write_ahead_log(database)
 
     def _experiment_id(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
@@ -74,6 +84,41 @@ class Tracker:
         return [run.info.run_id for run in runs]
 
 
+def check_server(tracking_uri: str, timeout: float = 10.0) -> None:
+    """Fails fast, in one line, if an ``http(s)://`` tracking server does not answer.
+
+    MLflow's own client retries an unreachable server for minutes before it gives up.
+
+    Raises:
+        ConfigError: The server is unreachable or not an MLflow server.
+    """
+    if urlparse(tracking_uri).scheme not in ("http", "https"):
+        return
+    shown = redact_url(tracking_uri)
+    try:
+        with urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=timeout) as reply:
+            if reply.status != 200:
+                raise ConfigError(f"--tracking-uri {shown}: /health answered {reply.status}")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConfigError(
+            f"--tracking-uri {shown}: MLflow server not reachable ({reason})"
+        ) from None
+
+
+def use_write_ahead_log(path: Path) -> None:
+    """Lets SQLite readers proceed beside a writer (WAL); stored in the file, so set once."""
+    with contextlib.closing(sqlite3.connect(path, timeout=60)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+
+
+def _sqlite_file(tracking_uri: str) -> Path | None:
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme != "sqlite" or not parsed.path or parsed.path == "/:memory:":
+        return None
+    return Path(tracking_uri.split("sqlite:///", 1)[-1])
+
+
 def _quote(value: str) -> str:
     return value.replace("'", "\\'")
 
@@ -84,9 +129,8 @@ def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
     MLflow's default for a local store is ``./mlruns`` relative to wherever the process was
     started, which scatters artifacts when the same store is used from different folders.
     """
-    parsed = urlparse(tracking_uri)
-    if parsed.scheme != "sqlite" or not parsed.path or parsed.path == "/:memory:":
+    database = _sqlite_file(tracking_uri)
+    if database is None:
         return None  # servers and other stores manage their own artifact roots
-    database = Path(tracking_uri.split("sqlite:///", 1)[-1])
     folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment)
     return (database.resolve().parent / "mlruns" / folder).as_uri()

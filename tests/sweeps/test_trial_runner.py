@@ -38,9 +38,7 @@ def _sweep(tmp_path: Path, mnist_dir: Path, sweep: dict, trial_process: bool) ->
     return run_sweep(SweepConfig.from_dict(sweep), settings)
 
 
-def test_trials_in_fresh_processes_match_in_process_trials(
-    tmp_path: Path, mnist_dir: Path
-) -> None:
+def test_trials_in_fresh_processes_match_in_process_trials(tmp_path: Path, mnist_dir: Path) -> None:
     isolated = _sweep(tmp_path / "a", mnist_dir, SWEEP, trial_process=True)
     in_process = _sweep(tmp_path / "b", mnist_dir, SWEEP, trial_process=False)
     assert [t.state for t in isolated.trials] == [optuna.trial.TrialState.COMPLETE] * 3

@@ -1,0 +1,73 @@
+"""Pruning's saving: the same study with and without a pruner, measured in one run.
+
+Both studies use the packaged MLP sweep, the same sampler seed and the same number of
+trials; only the pruner differs. Prints, for each, the epochs trained in total, the wall time
+and the best validation accuracy, then the ratio of epochs (target >= 2x fewer with pruning)
+and the loss in best value (target <= 0.1 accuracy points). The last line is
+``pruning ratio=<epochs without / epochs with> target>=2.00``.
+
+Usage: python bench/pruning.py [--quick] [--pruner median|hyperband] [--trials N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+
+from sweeps.study import SplitsCache, SweepSettings, run_sweep
+from sweeps.sweep_config import SweepConfig
+
+
+def one_study(sweep: SweepConfig, pruner: str, folder: Path, splits: SplitsCache) -> dict:
+    settings = SweepSettings(
+        study=f"bench-{pruner}",
+        storage=f"sqlite:///{folder / 'optuna.db'}",
+        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+        seed=0,
+    )
+    started = time.perf_counter()
+    study = run_sweep(sweep.with_overrides({}, pruner=pruner), settings, splits)
+    seconds = time.perf_counter() - started
+    epochs = sum(int(t.user_attrs.get("epochs_trained", 0)) for t in study.trials)
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+    return {"epochs": epochs, "seconds": seconds, "best": study.best_value, "pruned": pruned}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="12 trials on 10,000 images")
+    parser.add_argument("--pruner", default="median", choices=("median", "hyperband"))
+    parser.add_argument("--trials", type=int, help="default: the sweep file's (20), 12 if --quick")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sweep = SweepConfig.for_model("mlp")
+    overrides = {"data.train_size": 10000} if args.quick else {}
+    trials = args.trials or (12 if args.quick else sweep.trials)
+    sweep = sweep.with_overrides(overrides, trials=trials)
+    splits = SplitsCache(os.environ.get("MNIST_DIR"))
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {}
+        for pruner in ("none", args.pruner):
+            folder = Path(tmp) / pruner
+            folder.mkdir()
+            results[pruner] = one_study(sweep, pruner, folder, splits)
+    print(f"\n{trials} trials of {sweep.base.epochs} epochs, TPE seed 0, same data")
+    for pruner, r in results.items():
+        print(
+            f"{pruner:>9}: {r['epochs']:4d} epochs  {r['seconds']:7.1f} s  best val acc "
+            f"{r['best']:.4f}  ({r['pruned']} pruned)"
+        )
+    base, pruned = results["none"], results[args.pruner]
+    loss_points = 100 * (base["best"] - pruned["best"])
+    print(f"wall time ratio {base['seconds'] / pruned['seconds']:.2f}x")
+    print(f"best value lost to pruning: {loss_points:+.2f} accuracy points (target <= 0.10)")
+    print(f"pruning ratio={base['epochs'] / pruned['epochs']:.2f} target>=2.00")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Reading studies back: ``mnist-sweep studies`` lists a storage, ``best`` exports a config.
+
+Both only read: a storage that does not exist is reported, never created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
+
+from mnist_models.config import TrainConfig
+from mnist_models.errors import ConfigError
+from sweeps.progress import console
+from sweeps.storage import default_storage, local_path, open_storage, redact_url, storage_kind
+from sweeps.sweep_config import OBJECTIVE
+
+STATES = tuple(TrialState[name] for name in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"))
+STORAGE_HELP = "Optuna storage (default: sqlite:///optuna.db in the working folder)"
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds ``mnist-sweep studies`` and ``mnist-sweep best`` to the CLI's subcommands."""
+    studies = commands.add_parser(
+        "studies",
+        help="list the studies of an Optuna storage",
+        description="List every study in the storage: trials by state, best value and params.",
+    )
+    studies.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
+    studies.set_defaults(handler=cmd_studies)
+    best = commands.add_parser(
+        "best",
+        help="write the best trial's complete config as a TOML file",
+        description="Write the resolved config of a study's best trial as a TOML file that "
+        "`mnist-sweep train --config FILE` trains again unchanged.",
+    )
+    best.add_argument("--study", required=True, metavar="NAME", help="study name")
+    best.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
+    best.add_argument(
+        "--output", default="best.toml", metavar="FILE", help="file to write (default: best.toml)"
+    )
+    best.set_defaults(handler=cmd_best)
+
+
+def open_existing_storage(url: str | None) -> tuple[str, optuna.storages.BaseStorage]:
+    """Opens a storage that must already exist; returns its URL and the storage.
+
+    Raises:
+        ConfigError: For a bad URL, a missing or non-Optuna file, a missing database driver
+            or a server that cannot be reached, naming the URL with its password redacted.
+    """
+    url = url or default_storage()
+    storage_kind(url)
+    shown = redact_url(url)
+    local = local_path(url)
+    if local is not None and not local.is_file():
+        raise ConfigError(f"--storage {shown!r}: no Optuna storage at {local} (nothing created)")
+    if local is not None and url.startswith("sqlite") and _not_optuna(local):
+        raise ConfigError(f"--storage {shown!r}: {local} is not an Optuna storage")
+    try:
+        return url, open_storage(url)
+    except (SQLAlchemyError, ImportError, RuntimeError) as exc:
+        raise ConfigError(f"--storage {shown!r}: cannot open it ({_reason(exc, url)})") from None
+
+
+def _not_optuna(path: Path) -> bool:
+    """Whether a SQLite file surely lacks Optuna's tables (opening it would add them).
+
+    Checked read-only; a file that cannot be read that way (locked, say) is left to Optuna.
+    """
+    read_only = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(read_only, uri=True)) as db:
+            found = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'studies'").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    except sqlite3.DatabaseError:  # not a SQLite file at all
+        return True
+    return found is None
+
+
+def _reason(exc: BaseException, url: str) -> str:
+    """The first line of the driver's error, with the URL's password masked."""
+    cause = getattr(exc, "orig", None) or exc.__cause__ or exc
+    text = f"{type(cause).__name__}: {cause}".strip().splitlines()[0]
+    password = urlsplit(url).password
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(str(secret), "***")
+    return text
+
+
+def load_study(name: str, url: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """Loads study ``name``; an unknown name is a ConfigError listing the known ones."""
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        known = ", ".join(sorted(optuna.get_all_study_names(storage))) or "none"
+        raise ConfigError(
+            f"--study {name!r}: no such study in {redact_url(url)!r} (studies: {known})"
+        ) from None
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best completed trial of a single-objective study, or ``None``."""
+    if len(study.directions) > 1:
+        return None
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None
+    return study.best_trial
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    """Prints one table row per study in ``--storage``."""
+    url, storage = open_existing_storage(args.storage)
+    names = sorted(optuna.get_all_study_names(storage))
+    if not names:
+        console.print(f"no studies in {redact_url(url)}", markup=False)
+        return 0
+    console.print(f"{len(names)} studies in {redact_url(url)}", markup=False)
+    table = Table(show_lines=True)
+    table.add_column("study", overflow="fold")
+    table.add_column("trials", no_wrap=True)
+    table.add_column(f"best {OBJECTIVE}", justify="right", no_wrap=True)
+    table.add_column("best params", overflow="fold")
+    for name in names:
+        study = optuna.load_study(study_name=name, storage=storage)
+        best = best_trial(study)
+        trials = "\n".join(state_counts(study)) or "none"
+        if best is None:
+            table.add_row(Text(name), trials, "-", "-")
+        else:
+            value = f"{best.value:.4f} (trial {best.number})"
+            params = Text("\n".join(f"{k}={_short(v)}" for k, v in best.params.items()))
+            table.add_row(Text(name), trials, value, params)
+    console.print(table)
+    return 0
+
+
+def state_counts(study: optuna.Study) -> list[str]:
+    """``["3 complete", "1 pruned"]``: trials per state, states without trials left out."""
+    trials = study.get_trials(deepcopy=False)
+    counts = {state: sum(t.state == state for t in trials) for state in STATES}
+    return [f"{n} {state.name.lower()}" for state, n in counts.items() if n]
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    """Writes the best trial's config of ``--study`` to ``--output``."""
+    url, storage = open_existing_storage(args.storage)
+    study = load_study(args.study, url, storage)
+    best = best_trial(study)
+    if best is None:
+        states = ", ".join(state_counts(study)) or "no trials"
+        raise ConfigError(f"--study {args.study!r}: no completed trial yet ({states})")
+    text = best_toml(study.study_name, url, best)
+    path = Path(args.output)
+    if not path.parent.is_dir():
+        raise ConfigError(f"--output {args.output}: folder {path.parent} does not exist")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--output {args.output}: cannot write ({exc.strerror})") from None
+    console.print(
+        f"wrote {path}: trial {best.number} of study {study.study_name} ({OBJECTIVE} "
+        f"{best.value:.4f}); train it again with: mnist-sweep train --config {path}",
+        markup=False,
+    )
+    return 0
+
+
+def best_toml(study: str, url: str, trial: FrozenTrial) -> str:
+    """The trial's resolved config as TOML, under a comment header saying where it came from.
+
+    Raises:
+        ConfigError: If the trial has no valid ``config`` user attr (not run by mnist-sweep).
+    """
+    stored = trial.user_attrs.get("config")
+    where = f"study {study!r} trial {trial.number}"
+    if not isinstance(stored, dict):
+        raise ConfigError(f"--study {study!r}: {where} has no 'config' user attr to export")
+    config = TrainConfig.from_dict(stored, source=where)
+    header = [
+        f"Best trial of Optuna study {study!r} in {redact_url(url)}",
+        f"trial {trial.number}: {OBJECTIVE} = {trial.value!r}",
+        f"MLflow run: {trial.user_attrs.get('mlflow_run_id', 'unknown')}",
+        "params: " + ", ".join(f"{k} = {v!r}" for k, v in trial.params.items()),
+        "train it again: mnist-sweep train --config <this file>",
+    ]
+    comments = "".join(f"# {' '.join(line.split())}\n" for line in header)
+    return comments + "\n" + config.to_toml()

@@ -1,0 +1,235 @@
+"""Study-level views on the study's MLflow parent run: Optuna's plots and a trials table.
+
+Everything lands in the parent run's ``study/`` artifact folder, so the MLflow UI shows the
+whole study on one page. A sweep logs it when it ends; ``mnist-sweep report`` logs it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import tempfile
+import warnings
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import optuna
+from mlflow import MlflowClient
+from optuna.trial import FrozenTrial, TrialState
+
+from mnist_models.errors import ConfigError
+from sweeps.progress import console
+from sweeps.storage import default_storage, local_path, open_storage, redact_url, storage_kind
+from sweeps.sweep_config import OBJECTIVE
+from tracking import Tracker
+
+FOLDER = "study"
+PLOTS = ("optimization_history", "param_importances", "parallel_coordinate", "intermediate_values")
+USER_ATTRS = ("test_accuracy", "epochs_trained", "mlflow_run_id")
+Size = tuple[float, float]  # inches
+
+
+def log_study_report(client: MlflowClient, parent_run_id: str, study: optuna.Study) -> list[str]:
+    """Logs the study's plots and trials table under ``study/`` on its parent run.
+
+    Each plot is drawn only when the study has what it needs (completed trials, varied
+    params, reported epochs); one that fails to draw is skipped with a one-line warning.
+
+    Args:
+        client: The tracking store's client.
+        parent_run_id: The study's parent run.
+        study: The study to describe.
+
+    Returns:
+        The artifact paths logged, e.g. ``["study/optimization_history.png", ...]``.
+    """
+    trials = study.get_trials(deepcopy=False)
+    with tempfile.TemporaryDirectory(prefix="study-report-") as tmp:
+        folder = Path(tmp) / FOLDER
+        folder.mkdir()
+        rows = trial_rows(trials)
+        with open(folder / "trials.csv", "w", newline="", encoding="utf-8") as file:
+            writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else ["number"])
+            writer.writeheader()
+            writer.writerows(rows)
+        table = {"study": study.study_name, "direction": study.direction.name, "trials": rows}
+        (folder / "trials.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
+        for name, size in _plots(trials).items():
+            title = f"Study {study.study_name}: {name.replace('_', ' ')}"
+            _save_figure(folder / f"{name}.png", title, size, partial(_draw, name, study))
+        names = sorted(path.name for path in folder.iterdir())
+        client.log_artifacts(parent_run_id, str(folder), FOLDER)
+    return [f"{FOLDER}/{name}" for name in names]
+
+
+def trial_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
+    """One flat row per trial, named like ``Study.trials_dataframe`` (``params_lr``, ...)."""
+    params = _param_names(trials)
+    rows = []
+    for trial in trials:
+        row: dict[str, Any] = {
+            "number": trial.number,
+            "state": trial.state.name,
+            "value": _plain(trial.value),
+            "datetime_start": trial.datetime_start.isoformat(timespec="seconds")
+            if trial.datetime_start
+            else None,
+            "duration_s": round(trial.duration.total_seconds(), 3) if trial.duration else None,
+        }
+        row.update({f"params_{name}": _plain(trial.params.get(name)) for name in params})
+        row.update({f"user_attrs_{key}": _plain(trial.user_attrs.get(key)) for key in USER_ATTRS})
+        rows.append(row)
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become ``None``."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _param_names(trials: list[FrozenTrial]) -> list[str]:
+    return list(dict.fromkeys(name for trial in trials for name in trial.params))
+
+
+def _plots(trials: list[FrozenTrial]) -> dict[str, Size]:
+    """The plots that make sense for the study as it stands, with their figure sizes."""
+    completed = [t for t in trials if t.state == TrialState.COMPLETE]
+    params = _param_names(completed)
+    varied = [p for p in params if len({repr(t.params.get(p)) for t in completed}) > 1]
+    values_vary = len({t.value for t in completed}) > 1  # hence two or more completed
+    sizes = {
+        "optimization_history": (9.0, 5.0) if completed else None,
+        "param_importances": (8.0, 2.5 + 0.5 * len(params)) if varied and values_vary else None,
+        "parallel_coordinate": (max(9.0, 1.8 * len(params) + 1.8), 5.5)
+        if len(completed) > 1 and params
+        else None,
+        "intermediate_values": (9.0, 5.0) if any(t.intermediate_values for t in trials) else None,
+    }
+    return {name: size for name, size in sizes.items() if size is not None}
+
+
+def _draw(name: str, study: optuna.Study) -> Any:
+    """One of Optuna's matplotlib plots of ``study``, labelled with our objective's name."""
+    from optuna.visualization import matplotlib as views
+
+    if name != "intermediate_values":
+        return getattr(views, f"plot_{name}")(study, target_name=OBJECTIVE)
+    axes = views.plot_intermediate_values(study)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(f"{OBJECTIVE} reported for pruning")
+    return axes
+
+
+def _save_figure(path: Path, title: str, size: Size, draw: Callable[[], Any]) -> None:
+    """Draws and saves one plot; a failure warns in one line and leaves no file behind.
+
+    Optuna draws with pyplot and changes the global style, so style changes are undone
+    (``rc_context``) and every figure opened meanwhile is closed, whatever happens.
+    """
+    import matplotlib
+    from matplotlib import pyplot as plt
+
+    before = set(plt.get_fignums())
+    try:
+        with matplotlib.rc_context(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"optuna\.visualization")
+            axes = draw()
+            figure = axes.figure
+            figure.set_size_inches(*size)
+            axes.set_title("", loc="left")  # where Optuna puts some of its own titles
+            axes.set_title(title, pad=12)
+            figure.savefig(path, dpi=100, bbox_inches="tight")
+    except Exception as exc:  # a figure is never worth failing the sweep for
+        path.unlink(missing_ok=True)
+        message = f"warning: study report: {path.name} not drawn: {type(exc).__name__}: {exc}"
+        console.print(message.splitlines()[0], markup=False)
+    finally:
+        for number in set(plt.get_fignums()) - before:
+            plt.close(number)
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds ``mnist-sweep report`` to the CLI's subcommands."""
+    report = commands.add_parser(
+        "report",
+        help="log a study's plots and trials table to its MLflow parent run",
+        description="Draw the study's Optuna plots and trials table and log them under study/ "
+        "on its MLflow parent run (a sweep does this when it ends).",
+    )
+    report.add_argument("--study", required=True, metavar="NAME", help="study name")
+    report.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage of the study (default: sqlite:///optuna.db in the working folder)",
+    )
+    report.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default: MLflow's local sqlite:///mlflow.db)",
+    )
+    report.add_argument(
+        "--experiment", metavar="NAME", help="MLflow experiment of the study (default: its name)"
+    )
+    report.set_defaults(handler=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Logs the report of ``--study`` to its parent run and prints what was logged."""
+    storage = args.storage or default_storage()
+    study = _load_study(args.study, storage)
+    experiment = args.experiment or args.study
+    tracker, parent_id = find_parent_run(args.study, experiment, args.tracking_uri)
+    paths = log_study_report(tracker.client, parent_id, study)
+    console.print(
+        f"study {study.study_name} in {redact_url(storage)}: logged {', '.join(paths)} to MLflow "
+        f"run {parent_id} (experiment '{experiment}' at {redact_url(tracker.tracking_uri)})",
+        markup=False,
+    )
+    skipped = [name for name in PLOTS if f"{FOLDER}/{name}.png" not in paths]
+    if skipped:
+        console.print(f"not drawn (not enough trials or data yet): {', '.join(skipped)}")
+    return 0
+
+
+def _load_study(name: str, storage: str) -> optuna.Study:
+    storage_kind(storage)  # a bad URL is a ConfigError
+    local = local_path(storage)
+    if local is not None and not local.is_file():  # opening it would create an empty store
+        raise ConfigError(f"--storage {redact_url(storage)!r}: no such file")
+    opened = open_storage(storage)
+    try:
+        return optuna.load_study(study_name=name, storage=opened)
+    except KeyError:
+        known = ", ".join(optuna.get_all_study_names(opened)) or "none"
+        raise ConfigError(
+            f"--study {name!r}: no such study in {redact_url(storage)!r} (studies: {known})"
+        ) from None
+
+
+def find_parent_run(study: str, experiment: str, tracking_uri: str | None) -> tuple[Tracker, str]:
+    """The tracker of ``experiment`` and the parent run of ``study`` in it.
+
+    Raises:
+        ConfigError: If the store, the experiment or the parent run does not exist.
+    """
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    local = local_path(uri) if uri.startswith("sqlite:///") else None
+    if local is not None and not local.is_file():
+        raise ConfigError(f"--tracking-uri {redact_url(uri)!r}: no such MLflow store")
+    found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    if found is None or found.lifecycle_stage != "active":
+        raise ConfigError(f"--experiment {experiment!r}: no such experiment in {redact_url(uri)}")
+    tracker = Tracker(experiment, uri)
+    runs = tracker.find_runs({"optuna.study": study, "mnist_sweeps.role": "study"})
+    if not runs:
+        raise ConfigError(
+            f"--study {study!r}: no parent run (mnist_sweeps.role=study) in experiment "
+            f"{experiment!r}; pass the sweep's --experiment"
+        )
+    return tracker, runs[0]

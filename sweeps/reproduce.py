@@ -1,0 +1,194 @@
+"""``mnist-sweep reproduce RUN_ID``: re-train any logged run from its ``config.toml``.
+
+The new run lands beside the original (same experiment unless ``--experiment``), tagged
+``reproduces=<RUN_ID>``, and its final metrics are printed next to the original's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+from mlflow.exceptions import MlflowException
+from rich.table import Table
+from rich.text import Text
+
+from mnist_models.config import TrainConfig, read_toml
+from mnist_models.errors import ConfigError
+from mnist_models.training import load_splits
+from sweeps.progress import EpochPrinter, console
+from sweeps.storage import local_path, redact_url
+from tracking import Tracker, train_logged
+
+CONFIG_ARTIFACT = "config.toml"
+# Final metrics of every run (see RunLogger.log_result); val_* hold their last epoch.
+COMPARED = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "epochs_trained")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds ``mnist-sweep reproduce`` to the CLI's subcommands."""
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="re-train a logged run from its config.toml and compare the results",
+        description="Re-train any logged run (a sweep trial or a `train` run) from its logged "
+        "config.toml into a new MLflow run tagged reproduces=RUN_ID, then print the original "
+        "and new final metrics side by side.",
+    )
+    reproduce.add_argument("run_id", metavar="RUN_ID", help="MLflow run id of the run to re-run")
+    reproduce.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default: MLflow's local sqlite:///mlflow.db)",
+    )
+    reproduce.add_argument(
+        "--experiment",
+        metavar="NAME",
+        help="MLflow experiment of the new run (default: the original run's)",
+    )
+    reproduce.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder with the four MNIST IDX files (default: $MNIST_DIR, then the "
+        "cache, then ~/.keras/datasets/mnist.npz, then download)",
+    )
+    reproduce.set_defaults(handler=cmd_reproduce)
+
+
+def open_tracking_store(tracking_uri: str | None) -> tuple[str, MlflowClient]:
+    """A client of an existing tracking store (a missing SQLite file is not created).
+
+    Raises:
+        ConfigError: If the store is a local SQLite file that does not exist.
+    """
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    local = local_path(uri) if uri.startswith("sqlite:///") else None
+    if local is not None and not local.is_file():
+        raise ConfigError(f"--tracking-uri {redact_url(uri)!r}: no MLflow store at {local}")
+    return uri, MlflowClient(tracking_uri=uri)
+
+
+def find_run(client: MlflowClient, run_id: str, uri: str) -> Run:
+    """The run ``run_id``; an unknown id is a ConfigError naming it and the store."""
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"RUN_ID {run_id!r}: no such run in {redact_url(uri)}") from None
+
+
+def logged_config(client: MlflowClient, run: Run) -> TrainConfig:
+    """The run's logged ``config.toml``, validated like any config file.
+
+    Raises:
+        ConfigError: If the run has no such artifact or it cannot be read or parsed.
+    """
+    run_id = run.info.run_id
+    where = f"run {run_id} ({run.info.run_name})"
+    try:
+        names = {artifact.path for artifact in client.list_artifacts(run_id)}
+        if CONFIG_ARTIFACT not in names:
+            raise ConfigError(
+                f"RUN_ID {run_id!r}: {where} has no {CONFIG_ARTIFACT} artifact "
+                "(only trial and `train` runs log one)"
+            )
+        with tempfile.TemporaryDirectory(prefix="reproduce-") as folder, _no_progress_bar():
+            path = client.download_artifacts(run_id, CONFIG_ARTIFACT, folder)
+            try:
+                document = read_toml(path)
+            except ConfigError as exc:
+                raise ConfigError(str(exc).replace(path, f"{CONFIG_ARTIFACT} of {where}")) from None
+    except (MlflowException, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"RUN_ID {run_id!r}: cannot read {CONFIG_ARTIFACT} ({reason})") from None
+    return TrainConfig.from_dict(document, source=f"{CONFIG_ARTIFACT} of {where}")
+
+
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """Turns off MLflow's download progress bar (one file: only noise on the console)."""
+    name = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Re-trains ``RUN_ID``'s config into a new run and prints both runs' final metrics."""
+    uri, client = open_tracking_store(args.tracking_uri)
+    original = find_run(client, args.run_id, uri)
+    config = logged_config(client, original)
+    experiment = args.experiment or client.get_experiment(original.info.experiment_id).name
+    splits = load_splits(config, args.data_dir)
+    tracker = Tracker(experiment, uri)
+    label = f"reproduce-{original.info.run_name or args.run_id}"
+    tags = {"reproduces": args.run_id, "mnist_sweeps.role": "reproduce", "model": config.model}
+    run = tracker.start_run(label, tags=tags)
+    status = "FAILED"
+    try:
+        train_logged(run, config, splits, [EpochPrinter(label)])
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        run.end(status)
+    new = client.get_run(run.run_id)
+    console.print(comparison_table(original, new))
+    if original.data.tags.get("optuna.state") == "PRUNED":
+        console.print(
+            f"note: the original trial was pruned at epoch "
+            f"{original.data.tags.get('pruned_at_epoch', '?')}; this run trained every epoch"
+        )
+    before, after = (r.data.tags.get("dataset.digest") for r in (original, new))
+    if before and before != after:
+        console.print(
+            f"[yellow bold]warning:[/] the data differ from the original run's "
+            f"(dataset.digest {before} there, {after} here); pass the --data-dir it used"
+        )
+    console.print(
+        f"MLflow run {run.run_id} ({label}) in experiment '{experiment}' at {redact_url(uri)}",
+        markup=False,
+    )
+    return 0
+
+
+def comparison_table(original: Run, new: Run) -> Table:
+    """Final metrics of both runs with the difference (new minus original)."""
+    table = Table(title=Text(f"{new.info.run_name} vs {original.info.run_id}"))
+    table.add_column("metric", no_wrap=True)
+    for column in ("original", "reproduced", "difference"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for key in COMPARED:
+        before = original.data.metrics.get(key)
+        after = new.data.metrics.get(key)
+        if before is None and after is None:
+            continue
+        table.add_row(key, _number(key, before), _number(key, after), _difference(before, after))
+    return table
+
+
+def _number(key: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if key == "epochs_trained" else f"{value:.6f}"
+
+
+def _difference(before: float | None, after: float | None) -> str:
+    if before is None or after is None:
+        return "-"
+    if before == after or (math.isnan(before) and math.isnan(after)):
+        return "identical"
+    return f"{after - before:+.3g}"

@@ -1,0 +1,210 @@
+"""Several workers on one study: K processes on this machine, or `worker` on any host.
+
+Workers are processes, never threads: Optuna's sampler seeding and MLflow's fluent API are
+not thread-safe, and numpy's BLAS and TensorFlow each want whole cores. A worker needs only
+the study's name and storage: the sweep config is read from the study itself (stored when the
+study was created), so a worker joining from another host cannot drift from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import sys
+import time
+from typing import Any
+
+import optuna
+
+from mnist_models.errors import ConfigError, MnistSweepsError
+from sweeps.progress import console
+from sweeps.pruning import make_pruner
+from sweeps.recovery import DeadTrialHandler
+from sweeps.storage import local_path, open_storage, redact_url, storage_kind
+from sweeps.study import (
+    CONFIG_ATTR,
+    TRACKING_ATTR,
+    SplitsCache,
+    SweepSettings,
+    finish,
+    make_sampler,
+    parent_run,
+    recover_dead_trials,
+    work,
+)
+from sweeps.sweep_config import SweepConfig
+from tracking import Tracker
+
+
+class WorkerFailed(MnistSweepsError):
+    """A worker process of ``--workers K`` exited with an error."""
+
+
+def join_study(settings: SweepSettings, summarise: bool = True) -> optuna.Study:
+    """Runs trials of an existing study until its budget is taken (the `worker` command).
+
+    Args:
+        settings: Study, storage and where to log; the config comes from the study.
+        summarise: Update the parent run's summary and study report at the end (the
+            ``--workers`` processes leave that to the command that started them).
+
+    Raises:
+        ConfigError: The storage or study does not exist, or MLflow settings are missing.
+    """
+    storage = settings.storage or ""
+    storage_kind(storage)
+    path = local_path(storage)
+    if path is not None and not path.exists():
+        raise ConfigError(f"--storage {redact_url(storage)!r}: no such file")
+    dead_trials = DeadTrialHandler()
+    optuna_storage = open_storage(storage, dead_trials)
+    try:
+        study = optuna.load_study(study_name=settings.study, storage=optuna_storage)
+    except KeyError:
+        raise ConfigError(
+            f"--study {settings.study!r}: no such study in {redact_url(storage)!r}; "
+            "create it with `mnist-sweep sweep --study ...`"
+        ) from None
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    if stored is None:
+        raise ConfigError(f"--study {settings.study!r} was not created by mnist-sweep")
+    sweep = SweepConfig.from_dict(stored, source=f"study {settings.study!r}")
+    # Each worker samples with its own seed: the same seed everywhere would repeat the same
+    # random start-up trials on every worker.
+    seed = (sweep.base.seed * 1_000_003 + os.getpid()) % 2**32
+    study = optuna.load_study(
+        study_name=settings.study,
+        storage=optuna_storage,
+        sampler=make_sampler(sweep.sampler, seed),
+        pruner=make_pruner(sweep.pruner),
+    )
+    mlflow_attrs: dict[str, Any] = study.user_attrs.get(TRACKING_ATTR, {})
+    tracking_uri = settings.tracking_uri or mlflow_attrs.get("tracking_uri")
+    if tracking_uri is None and mlflow_attrs.get("redacted"):
+        raise ConfigError(
+            f"--tracking-uri: the study's MLflow URI {mlflow_attrs['redacted']!r} holds a "
+            "password, which is never stored; pass it with --tracking-uri"
+        )
+    experiment = settings.experiment or mlflow_attrs.get("experiment") or settings.study
+    tracker = Tracker(experiment, tracking_uri)
+    dead_trials.client = tracker.client
+    parent_id = parent_run(tracker, study, sweep, storage)
+    recover_dead_trials(study, optuna_storage, dead_trials)
+    splits_for = SplitsCache(settings.data_dir)
+    splits_for(sweep.base)
+    try:
+        work(study, optuna_storage, dead_trials, sweep, settings, tracker, parent_id, splits_for)
+    finally:
+        # The parent run's status belongs to the `sweep` command that created it.
+        if summarise:
+            finish(tracker, parent_id, study, status=None)
+    return study
+
+
+def run_worker_processes(settings: SweepSettings, tracking_uri: str, experiment: str) -> None:
+    """Runs ``settings.workers`` worker processes on this machine and waits for them.
+
+    Each process pins numpy's BLAS and TensorFlow to its share of the cores.
+
+    Raises:
+        WorkerFailed: One or more workers exited with an error (the others finish first).
+    """
+    count = settings.workers
+    threads = max(1, (os.cpu_count() or 1) // count)
+    child = dataclasses.replace(
+        settings, tracking_uri=tracking_uri, experiment=experiment, workers=1
+    )
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_worker_main, args=(child, threads), name=f"mnist-sweep worker {i}")
+        for i in range(count)
+    ]
+    console.print(f"{count} worker processes, {threads} BLAS thread(s) each")
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except KeyboardInterrupt:
+        # The workers got the same Ctrl-C: give them time to close their runs, then stop them.
+        deadline = time.monotonic() + 30
+        for process in processes:
+            process.join(max(0.1, deadline - time.monotonic()))
+            if process.is_alive():
+                process.terminate()
+        raise
+    failed = [(p.name, p.exitcode) for p in processes if p.exitcode != 0]
+    if failed:
+        raise WorkerFailed(
+            "; ".join(f"{name} exited with code {code}" for name, code in failed)
+            + "; re-run the same command to resume"
+        )
+
+
+def _worker_main(settings: SweepSettings, threads: int) -> None:
+    # Before numpy's BLAS or TensorFlow start their thread pools in this process.
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    from threadpoolctl import threadpool_limits
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with threadpool_limits(limits=threads):  # numpy is already imported: limit it too
+            join_study(settings, summarise=False)
+    except KeyboardInterrupt:
+        sys.exit(130)  # the trial's run is closed as KILLED; the parent reports the interrupt
+
+
+def register(commands: Any) -> None:
+    """Adds ``mnist-sweep worker`` to the CLI's sub-commands."""
+    worker = commands.add_parser(
+        "worker",
+        help="join an existing study and run its trials (any host)",
+        description="Join a study created by `mnist-sweep sweep` and run trials until it holds "
+        "its number of finished trials. The config comes from the study itself; start as many "
+        "workers, on as many hosts, as the storage and tracking server can reach.",
+    )
+    worker.add_argument("--study", required=True, metavar="NAME", help="the study to join")
+    worker.add_argument(
+        "--storage",
+        required=True,
+        metavar="URL",
+        help="the study's Optuna storage (postgresql://..., mysql://..., sqlite:///file.db)",
+    )
+    worker.add_argument(
+        "--trials", type=int, metavar="N", help="override the study's finished-trial target"
+    )
+    worker.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S s")
+    worker.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI (default: the one the study was created with)",
+    )
+    worker.add_argument("--experiment", metavar="NAME", help="default: the study's experiment")
+    worker.add_argument("--data-dir", metavar="DIR", help="folder of the four MNIST IDX files")
+    worker.add_argument(
+        "--trial-process", action="store_true", help="train each trial in a fresh process"
+    )
+    worker.set_defaults(handler=_cmd_worker)
+
+
+def _cmd_worker(args: Any) -> int:
+    if args.trials is not None and args.trials < 1:
+        raise ConfigError(f"--trials {args.trials}: expected >= 1")
+    settings = SweepSettings(
+        study=args.study,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        trials=args.trials,
+        timeout=args.timeout,
+        data_dir=args.data_dir,
+        trial_process=args.trial_process,
+    )
+    study = join_study(settings)
+    finished = [t for t in study.trials if t.state.is_finished() and t.value is not None]
+    console.print(f"worker done: study {study.study_name} holds {len(finished)} finished trials")
+    return 0
