@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import optuna
+from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mnist_models.callbacks import Callback, EpochResult
 from mnist_models.config import TrainConfig
@@ -27,3 +30,56 @@ class EpochPrinter(Callback):
             f"val loss {result.val_loss:.4f} val acc [bold]{result.val_accuracy:.4f}[/] "
             f"({result.seconds:.1f}s)"
         )
+
+
+class SweepProgress:
+    """A live bar over the study's finished trials, with the current best, and over the
+    running trial's epochs; epoch lines scroll above it. Use as a context manager."""
+
+    def __init__(self, target: int, done: int, epochs: int, enabled: bool = True) -> None:
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not enabled,  # worker processes of --workers: lines only, one bar is enough
+        )
+        self._trials = self._bar.add_task("trials", total=target, completed=done)
+        self._epochs = self._bar.add_task("epochs", total=epochs)
+
+    def __enter__(self) -> SweepProgress:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._bar.stop()
+
+    def trial_started(self, epochs: int) -> None:
+        self._bar.reset(self._epochs, total=epochs)
+
+    def epoch_done(self, epoch: int) -> None:
+        self._bar.update(self._epochs, completed=epoch)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Optuna callback: after each trial, the finished count and the best so far."""
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        best = max(
+            (t for t in finished if t.state == TrialState.COMPLETE and t.value is not None),
+            key=lambda t: t.value or 0.0,
+            default=None,
+        )
+        label = "trials" if best is None else f"trials (best {best.value:.4f}, trial {best.number})"
+        self._bar.update(self._trials, completed=len(finished), description=label)
+
+    def epoch_callback(self) -> Callback:
+        progress = self
+
+        class _Epochs(Callback):
+            def on_train_begin(self, config: TrainConfig) -> None:
+                progress.trial_started(config.epochs)
+
+            def on_epoch_end(self, result: EpochResult) -> None:
+                progress.epoch_done(result.epoch)
+
+        return _Epochs()

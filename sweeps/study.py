@@ -19,7 +19,7 @@ from mnist_models.data import MnistData, Splits, load_mnist, make_splits
 from mnist_models.errors import ConfigError, TrialFailed
 from sweeps.budget import TrialBudget
 from sweeps.objective import Objective
-from sweeps.progress import console
+from sweeps.progress import SweepProgress, console
 from sweeps.pruning import make_pruner
 from sweeps.recovery import DeadTrialHandler, fail_dead_local_trials
 from sweeps.report import log_study_report
@@ -195,6 +195,7 @@ def work(
     tracker: Tracker,
     parent_id: str,
     splits_for: Callable[[TrainConfig], Splits],
+    show_progress: bool = True,
 ) -> None:
     """One worker's trial loop: runs trials until the study's budget is taken."""
     budget = TrialBudget(settings.trials or study.user_attrs.get(TARGET_ATTR) or sweep.trials)
@@ -209,13 +210,18 @@ def work(
         recover_dead_trials(study, storage, dead_trials)
 
     remaining = budget.remaining(study)
-    if remaining:
+    if not remaining:
+        return
+    done = len(study.get_trials(deepcopy=False, states=FINISHED))
+    progress = SweepProgress(budget.target, done, sweep.base.epochs, enabled=show_progress)
+    with progress:
+        runner.progress = progress
         study.optimize(
             objective,
             n_trials=remaining,  # also bounds the attempts when every trial fails
             timeout=settings.timeout,
             catch=(TrialFailed,),
-            callbacks=[budget, recover],
+            callbacks=[budget, recover, progress],
         )
 
 

@@ -27,7 +27,7 @@ from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
 from mnist_models.errors import TrialFailed
 from mnist_models.training import TrainResult
-from sweeps.progress import EpochPrinter
+from sweeps.progress import EpochPrinter, SweepProgress
 from sweeps.pruning import PruningCallback
 from tracking import RunLogger, train_logged
 
@@ -60,6 +60,8 @@ class TrialOutcome:
 class TrialRunner(abc.ABC):
     """Trains one trial's config into its (already started) MLflow run."""
 
+    progress: SweepProgress | None = None  # set by the sweep when it shows a live bar
+
     @abc.abstractmethod
     def run(
         self, trial: optuna.Trial, config: TrainConfig, run: RunLogger, name: str
@@ -81,6 +83,8 @@ class InProcessRunner(TrialRunner):
         self, trial: optuna.Trial, config: TrainConfig, run: RunLogger, name: str
     ) -> TrialOutcome:
         callbacks = [PruningCallback(trial), EpochPrinter(name)]
+        if self.progress is not None:
+            callbacks.append(self.progress.epoch_callback())
         return TrialOutcome.of(train_logged(run, config, self.splits_for(config), callbacks))
 
 
@@ -111,8 +115,10 @@ class SubprocessRunner(TrialRunner):
         process = self._context.Process(target=_child_main, args=args, name=f"mnist-sweep {name}")
         process.start()
         child_end.close()  # so a dead child shows up as EOF here
+        if self.progress is not None:
+            self.progress.trial_started(config.epochs)
         try:
-            return _serve(trial, parent_end, process)
+            return _serve(trial, parent_end, process, self.progress)
         finally:
             if process.is_alive():  # interrupted or an error here: the child must not linger
                 process.terminate()
@@ -120,7 +126,9 @@ class SubprocessRunner(TrialRunner):
             parent_end.close()
 
 
-def _serve(trial: optuna.Trial, conn: Connection, process: Any) -> TrialOutcome:
+def _serve(
+    trial: optuna.Trial, conn: Connection, process: Any, progress: SweepProgress | None = None
+) -> TrialOutcome:
     """Answers the child's pruning questions until it sends its outcome or dies."""
     while True:
         try:
@@ -132,6 +140,8 @@ def _serve(trial: optuna.Trial, conn: Connection, process: Any) -> TrialOutcome:
             value, step = payload
             trial.report(value, step=step)
             conn.send(trial.should_prune())
+            if progress is not None:
+                progress.epoch_done(step)
         elif kind == "done":
             return TrialOutcome(**payload)
         elif kind == "failed":

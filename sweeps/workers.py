@@ -94,7 +94,11 @@ def join_study(settings: SweepSettings, summarise: bool = True) -> optuna.Study:
     splits_for = SplitsCache(settings.data_dir)
     splits_for(sweep.base)
     try:
-        work(study, optuna_storage, dead_trials, sweep, settings, tracker, parent_id, splits_for)
+        work(
+            study,
+            *(optuna_storage, dead_trials, sweep, settings, tracker, parent_id, splits_for),
+            show_progress=summarise,
+        )
     finally:
         # The parent run's status belongs to the `sweep` command that created it.
         if summarise:
