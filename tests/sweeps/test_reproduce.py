@@ -123,3 +123,23 @@ def test_a_missing_tracking_store_is_not_created(
     assert main(["reproduce", "0123abcd", "--tracking-uri", f"sqlite:///{path}"]) == 2
     assert f"no MLflow store at {path}" in capsys.readouterr().err
     assert not path.exists()
+
+
+# Stated tolerance for CNN reproductions on the CPU backend (TensorFlow with op determinism
+# on; the same machine): final accuracies and losses agree to this absolute difference.
+CNN_TOLERANCE = 1e-6
+
+
+def test_reproduce_a_cnn_run_within_the_stated_tolerance(tmp_path: Path, mnist_dir: Path) -> None:
+    pytest.importorskip("keras")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    flags = ["--data-dir", str(mnist_dir), "--tracking-uri", store]
+    small = ["--train-size", "400", "--epochs", "1", "--set", "data.test_size=300"]
+    assert main(["train", "--model", "cnn", "--experiment", "cnn", *flags, *small]) == 0
+    client = MlflowClient(store)
+    (original,) = client.search_runs([client.get_experiment_by_name("cnn").experiment_id])
+    assert main(["reproduce", original.info.run_id, *flags]) == 0
+    (new,) = _reproductions(client, "cnn", original.info.run_id)
+    for key in ("val_accuracy", "val_loss", "test_accuracy", "test_loss"):
+        assert abs(new.data.metrics[key] - original.data.metrics[key]) <= CNN_TOLERANCE, key
+    assert new.data.params == original.data.params
