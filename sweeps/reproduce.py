@@ -25,6 +25,8 @@ from mnist_models.config import TrainConfig, read_toml
 from mnist_models.errors import ConfigError
 from mnist_models.training import load_splits
 from sweeps.progress import EpochPrinter, console
+from sweeps.reported import DIFFERS
+from sweeps.reproduce_reported import reproduce_reported
 from sweeps.storage import local_path, redact_url
 from tracking import Tracker, train_logged
 
@@ -42,7 +44,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "config.toml into a new MLflow run tagged reproduces=RUN_ID, then print the original "
         "and new final metrics side by side.",
     )
-    reproduce.add_argument("run_id", metavar="RUN_ID", help="MLflow run id of the run to re-run")
+    reproduce.add_argument(
+        "run_id", metavar="RUN_ID", nargs="?", help="MLflow run id of the run to re-run"
+    )
+    reported = reproduce.add_argument_group("the course report's published runs")
+    reported.add_argument(
+        "--reported",
+        metavar="ID",
+        help="re-run a published number from the registry (sweeps/reported/ID.toml), a "
+        "comma-separated list, or 'all'; logged in the 'reported-runs' experiment",
+    )
+    reported.add_argument(
+        "--corrected",
+        action="store_true",
+        help="also run each entry with its faithful-mode switches off and show that figure",
+    )
+    reported.add_argument("--report", metavar="FILE.md", help="write the table and notes here")
     reproduce.add_argument(
         "--tracking-uri",
         metavar="URI",
@@ -127,6 +144,17 @@ def _no_progress_bar() -> Iterator[None]:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Re-trains ``RUN_ID``'s config into a new run and prints both runs' final metrics."""
+    if args.reported is not None:
+        if args.run_id is not None:
+            raise ConfigError("give either RUN_ID or --reported ID, not both")
+        rows = reproduce_reported(
+            args.reported, args.corrected, args.data_dir, args.tracking_uri, args.report
+        )
+        return 1 if any(row.verdict.label == DIFFERS for row in rows) else 0
+    if args.run_id is None:
+        raise ConfigError("RUN_ID: expected an MLflow run id (or --reported ID|all)")
+    if args.corrected or args.report:
+        raise ConfigError("--corrected and --report go with --reported")
     uri, client = open_tracking_store(args.tracking_uri)
     original = find_run(client, args.run_id, uri)
     config = logged_config(client, original)

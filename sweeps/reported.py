@@ -1,0 +1,194 @@
+"""The registry of a course report's published runs, and an honest verdict for each re-run.
+
+One TOML file per published number lives in ``sweeps/reported/`` (see ``baseline.toml``):
+the report's wording, the full config with the faithful-mode switches the report's notebook
+needs, the figures exactly as printed, a tolerance and a note. A re-run prints its figures
+the way the report did and compares them digit by digit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mnist_models.config import TrainConfig, read_toml
+from mnist_models.errors import ConfigError
+from mnist_models.training import TrainResult
+
+EXACT, WITHIN, DIFFERS, NOT_REPRODUCIBLE = (
+    "exact",
+    "within tolerance",
+    "differs",
+    "not reproducible",
+)
+FORMATS = ("grokking", "keras")
+_FIELDS = {
+    "id", "part", "section", "wording", "note", "reproducible", "reason", "tolerance",
+    "headline", "format", "reported", "config", "corrected",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReportedRun:
+    """One published number and how to re-run it.
+
+    Attributes:
+        id: File name without ``.toml`` (``baseline``, ``cnn-1-epoch``, ...).
+        headline: The printed figure that is the published result (``test_accuracy``).
+        format: How the report printed figures: ``grokking`` (accuracies in full, errors
+            truncated to 5 characters) or ``keras`` (4 decimals, as Keras's progress line).
+        reported: The figures exactly as printed, by name.
+        config: The full config, faithful-mode switches on.
+        corrected: Dotted overrides that turn the faithful switches off.
+        reproducible: False when the published figure is not what it claims to be.
+        reason: Why it is not reproducible.
+        tolerance: Allowed absolute difference of the headline figure.
+    """
+
+    id: str
+    part: int
+    section: str
+    wording: str
+    note: str
+    headline: str
+    format: str
+    reported: dict[str, str]
+    config: TrainConfig
+    corrected: dict[str, Any] = field(default_factory=dict)
+    reproducible: bool = True
+    reason: str = ""
+    tolerance: float = 0.0
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any], source: str) -> ReportedRun:
+        """Parses one registry entry strictly.
+
+        Raises:
+            ConfigError: One line naming ``source`` and the bad field.
+        """
+        unknown = set(document) - _FIELDS
+        if unknown:
+            raise ConfigError(f"{source}: unknown field {sorted(unknown)[0]!r}")
+        for name in ("id", "section", "wording", "reported", "config"):
+            if name not in document:
+                raise ConfigError(f"{source}: missing field {name!r}")
+        reported = {str(k): str(v) for k, v in dict(document["reported"]).items()}
+        headline = str(document.get("headline", "test_accuracy"))
+        if headline not in reported:
+            raise ConfigError(f"{source}: headline {headline!r} is not among [reported] figures")
+        fmt = str(document.get("format", "grokking"))
+        if fmt not in FORMATS:
+            raise ConfigError(f"{source}: format {fmt!r}: expected one of {FORMATS}")
+        tolerance = float(document.get("tolerance", 0.0))
+        if not tolerance >= 0:
+            raise ConfigError(f"{source}: tolerance {tolerance}: expected >= 0")
+        config = TrainConfig.from_dict(document["config"], source=f"{source} [config]")
+        corrected = dict(document.get("corrected", {}))
+        config.replace(corrected, source=f"{source} [corrected]")  # validated now, not mid-run
+        return cls(
+            id=str(document["id"]),
+            part=int(document.get("part", 1)),
+            section=str(document["section"]),
+            wording=str(document["wording"]),
+            note=str(document.get("note", "")),
+            headline=headline,
+            format=fmt,
+            reported=reported,
+            config=config,
+            corrected=corrected,
+            reproducible=bool(document.get("reproducible", True)),
+            reason=str(document.get("reason", "")),
+            tolerance=tolerance,
+        )
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ReportedRun:
+        path = Path(path)
+        entry = cls.from_dict(read_toml(path), source=str(path))
+        if entry.id != path.stem:
+            raise ConfigError(f"{path}: id {entry.id!r} must equal the file name {path.stem!r}")
+        return entry
+
+    def corrected_config(self) -> TrainConfig:
+        """The same run with every faithful-mode switch off."""
+        return self.config.replace(self.corrected, source=f"{self.id} [corrected]")
+
+
+def registry() -> dict[str, ReportedRun]:
+    """Every packaged entry by id, in file-name order."""
+    folder = resources.files("sweeps").joinpath("reported")
+    entries = {}
+    with resources.as_file(folder) as path:
+        for file in sorted(Path(path).glob("*.toml")):
+            entry = ReportedRun.from_file(file)
+            entries[entry.id] = entry
+    return entries
+
+
+def select(ids: str) -> list[ReportedRun]:
+    """``all`` or a comma-separated list of ids.
+
+    Raises:
+        ConfigError: An unknown id, listing the known ones.
+    """
+    known = registry()
+    if ids == "all":
+        return list(known.values())
+    chosen = []
+    for name in (part.strip() for part in ids.split(",")):
+        if name not in known:
+            raise ConfigError(f"--reported {name!r}: no such entry (known: {', '.join(known)})")
+        chosen.append(known[name])
+    return chosen
+
+
+def printed_figures(result: TrainResult, style: str) -> dict[str, str]:
+    """The figures of a finished run printed the way the report printed them."""
+    last = result.history[-1]
+    if style == "keras":
+        values = {
+            "loss": last.train_loss,
+            "accuracy": last.train_accuracy,
+            "val_loss": last.val_loss,
+            "val_accuracy": last.val_accuracy,
+            "test_accuracy": result.test.accuracy,
+        }
+        return {key: f"{value:.4f}" for key, value in values.items()}
+    # Grokking Deep Learning's notebook: str() of accuracies, str()[0:5] of errors.
+    return {
+        "train_error": str(float(last.train_loss))[0:5],
+        "train_accuracy": str(float(last.train_accuracy)),
+        "test_error": str(float(result.test.loss))[0:5],
+        "test_accuracy": str(float(result.test.accuracy)),
+    }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a re-run compares with the published figures."""
+
+    label: str
+    reproduced: dict[str, str]
+    detail: str = ""
+
+
+def judge(entry: ReportedRun, reproduced: Mapping[str, str]) -> Verdict:
+    """``exact`` when every published figure prints the same; ``within tolerance`` when the
+    headline is within the entry's tolerance; ``differs`` otherwise; ``not reproducible``
+    when the entry says the published figure is not what it claims to be."""
+    figures = dict(reproduced)
+    if not entry.reproducible:
+        return Verdict(NOT_REPRODUCIBLE, figures, entry.reason)
+    mismatched = [k for k, v in entry.reported.items() if figures.get(k) != v]
+    if not mismatched:
+        return Verdict(EXACT, figures)
+    ours = float(figures.get(entry.headline, "nan"))
+    theirs = float(entry.reported[entry.headline])
+    if not math.isnan(ours) and abs(ours - theirs) <= entry.tolerance:
+        return Verdict(WITHIN, figures, f"±{entry.tolerance:g}")
+    detail = ", ".join(f"{k} {entry.reported[k]} vs {figures.get(k, '-')}" for k in mismatched)
+    return Verdict(DIFFERS, figures, detail)

@@ -1,0 +1,97 @@
+"""Registry entries parse strictly; verdicts compare printed digits, not rounded floats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_models.callbacks import EpochResult
+from mnist_models.config import TrainConfig
+from mnist_models.errors import ConfigError
+from mnist_models.metrics import Evaluation
+from mnist_models.training import TrainResult
+from sweeps.reported import (
+    DIFFERS,
+    EXACT,
+    NOT_REPRODUCIBLE,
+    WITHIN,
+    ReportedRun,
+    judge,
+    printed_figures,
+)
+
+ENTRY = {
+    "id": "toy",
+    "section": "Part 1 §9",
+    "wording": "a toy run",
+    "note": "made up",
+    "tolerance": 0.002,
+    "reported": {"test_accuracy": "0.7073", "test_error": "0.653"},
+    "config": {"model": "mlp", "epochs": 2},
+    "corrected": {"lr": 0.01},
+}
+
+
+def _result(train_loss: float, train_acc: float, test_loss: float, test_acc: float) -> TrainResult:
+    epoch = EpochResult(2, train_loss, train_acc, 0.5, 0.9, 0.001, 1.0)
+    empty = np.zeros(0)
+    test = Evaluation(test_loss, test_acc, np.zeros((10, 10)), empty, empty, empty, empty)
+    return TrainResult(TrainConfig(), None, [epoch], test, None, 1.0)  # type: ignore[arg-type]
+
+
+def test_grokking_figures_truncate_errors_and_print_accuracies_in_full() -> None:
+    figures = printed_figures(_result(0.10899, 1.0, 0.65399, 7073 / 10000), "grokking")
+    assert figures == {
+        "train_error": "0.108",  # truncated, not rounded to 0.109
+        "train_accuracy": "1.0",
+        "test_error": "0.653",
+        "test_accuracy": "0.7073",
+    }
+    keras = printed_figures(_result(0.23524, 0.92456, 0.1, 0.5), "keras")
+    assert (keras["loss"], keras["accuracy"], keras["val_accuracy"]) == (
+        "0.2352",
+        "0.9246",
+        "0.9000",
+    )
+
+
+def test_verdicts() -> None:
+    entry = ReportedRun.from_dict(ENTRY, "toy.toml")
+    assert judge(entry, {"test_accuracy": "0.7073", "test_error": "0.653"}).label == EXACT
+    near = judge(entry, {"test_accuracy": "0.7081", "test_error": "0.652"})
+    assert near.label == WITHIN
+    far = judge(entry, {"test_accuracy": "0.7201", "test_error": "0.653"})
+    assert far.label == DIFFERS and far.detail == "test_accuracy 0.7073 vs 0.7201"
+    fake = ReportedRun.from_dict({**ENTRY, "reproducible": False, "reason": "not a model"}, "t")
+    shown = judge(fake, {"test_accuracy": "0.8812", "test_error": "0.2"})
+    assert (shown.label, shown.reproduced["test_accuracy"]) == (NOT_REPRODUCIBLE, "0.8812")
+    assert entry.corrected_config().lr == 0.01 and entry.config.lr != 0.01
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"colour": "red"}, "unknown field 'colour'"),
+        ({"headline": "val_accuracy"}, "headline 'val_accuracy' is not among"),
+        ({"format": "latex"}, "format 'latex'"),
+        ({"config": {"model": "mlp", "lr": -1}}, "[config]"),
+        ({"corrected": {"mlp.nope": 1}}, "[corrected]"),
+    ],
+)
+def test_bad_entries_are_one_line_errors(change: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=None) as caught:
+        ReportedRun.from_dict({**ENTRY, **change}, "toy.toml")
+    text = str(caught.value)
+    assert text.startswith("toy.toml") and message in text and "\n" not in text
+
+
+def test_the_file_name_is_the_id(tmp_path: Path) -> None:
+    path = tmp_path / "other.toml"
+    path.write_text(
+        'id = "toy"\nsection = "s"\nwording = "w"\n[reported]\ntest_accuracy = "0.1"\n'
+        '[config]\nmodel = "mlp"\n'
+    )
+    with pytest.raises(ConfigError, match="must equal the file name 'other'"):
+        ReportedRun.from_file(path)
