@@ -159,6 +159,9 @@ class CNNConfig(_Section):
         plateau_factor: Learning-rate factor of the plateau schedule.
         min_lr: Floor of the plateau schedule.
         early_stopping_patience: Epochs without improvement before stopping (0: never).
+        augment_from_epoch: With ``augment``, the first augmented epoch; earlier epochs train
+            the same model, with the same optimizer state, on plain images (the course report's
+            "augmented" figure was a second, augmented epoch of its already trained model).
     """
 
     _prefix: ClassVar[str] = "cnn."
@@ -173,6 +176,7 @@ class CNNConfig(_Section):
     plateau_factor: float = 0.5
     min_lr: float = 1e-5
     early_stopping_patience: int = 0
+    augment_from_epoch: int = 1
 
     def __post_init__(self) -> None:
         self._require(
@@ -198,6 +202,7 @@ class CNNConfig(_Section):
         self._require(0.0 < self.plateau_factor < 1.0, "plateau_factor", "a value in (0, 1)")
         self._require(self.min_lr >= 0, "min_lr", ">= 0")
         self._require(self.early_stopping_patience >= 0, "early_stopping_patience", ">= 0")
+        self._require(self.augment_from_epoch >= 1, "augment_from_epoch", ">= 1")
 
     def effective_dropout_rates(self, dropout: float) -> tuple[float, float, float]:
         """The three rates after applying the top-level ``dropout`` as ``dropout_mode`` says."""

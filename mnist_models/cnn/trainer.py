@@ -50,11 +50,14 @@ class CNNTrainer(Trainer):
                 ],
                 name="augmented_mnist_cnn",
             )
-        self._train_model.compile(
-            optimizer=build_optimizer(config),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+        # One optimizer for both models: its state carries over when augmentation starts later.
+        optimizer = build_optimizer(config)
+        for model in {id(m): m for m in (self._net, self._train_model)}.values():
+            model.compile(
+                optimizer=optimizer,
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+            )
         self._x_train = _channels(splits.x_train)
         self._x_val = _channels(splits.x_val)
 
@@ -67,7 +70,8 @@ class CNNTrainer(Trainer):
         return float(keras.ops.convert_to_numpy(self._train_model.optimizer.learning_rate))
 
     def fit(self, epochs: int, end_epoch: EpochEnd) -> None:
-        callbacks: list[keras.callbacks.Callback] = [_Bridge(self, end_epoch)]
+        bridge = _Bridge(self, end_epoch)
+        callbacks: list[keras.callbacks.Callback] = [bridge]
         cnn, has_val = self.config.cnn, len(self.splits.y_val) > 0
         if cnn.plateau_patience and has_val:
             callbacks.append(
@@ -86,16 +90,24 @@ class CNNTrainer(Trainer):
                     restore_best_weights=True,
                 )
             )
-        self._train_model.fit(
-            self._x_train,
-            self.splits.y_train,
-            batch_size=self.config.batch_size,
-            epochs=epochs,
-            validation_data=(self._x_val, self.splits.y_val) if has_val else None,
-            shuffle=True,
-            verbose=0,
-            callbacks=callbacks,
-        )
+        plain_epochs = min(epochs, cnn.augment_from_epoch - 1) if self.config.augment else 0
+        phases = [(self._net, 0, plain_epochs), (self._train_model, plain_epochs, epochs)]
+        for model, first, last in phases:
+            if first >= last:
+                continue
+            model.fit(
+                self._x_train,
+                self.splits.y_train,
+                batch_size=self.config.batch_size,
+                initial_epoch=first,
+                epochs=last,
+                validation_data=(self._x_val, self.splits.y_val) if has_val else None,
+                shuffle=True,
+                verbose=0,
+                callbacks=callbacks,
+            )
+            if bridge.stopped:
+                break
 
     def score(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         if len(images) == 0:
@@ -113,6 +125,7 @@ class _Bridge(keras.callbacks.Callback):
         self.trainer = trainer
         self.end_epoch = end_epoch
         self.epoch_lr = float("nan")
+        self.stopped = False
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch_lr = self.trainer.learning_rate  # before the plateau schedule changes it
@@ -128,6 +141,7 @@ class _Bridge(keras.callbacks.Callback):
             self.epoch_lr,
         )
         if stop:
+            self.stopped = True
             self.model.stop_training = True
 
 

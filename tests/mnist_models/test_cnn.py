@@ -100,3 +100,17 @@ def test_dropout_modes(mode: str, dropout: float, expected: list[float]) -> None
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [c.filters for c in convs] == [32, 32, 64, 64]
     assert [c.kernel_size for c in convs] == [(5, 5), (5, 5), (3, 3), (3, 3)]
+
+
+def test_augmentation_can_start_at_a_later_epoch_of_the_same_model(
+    trained: TrainResult, cnn_splits: Splits
+) -> None:
+    plain = TrainConfig(model="cnn", epochs=2, batch_size=32)
+    later = train(plain.replace({"augment": True, "cnn.augment_from_epoch": 2}), cnn_splits).history
+    # Epoch 1 is the plain model's own first epoch, to the bit; epoch 2 trains on warped images.
+    assert later[0].train_loss == trained.history[0].train_loss
+    assert later[0].val_accuracy == trained.history[0].val_accuracy
+    assert [e.epoch for e in later] == [1, 2]
+    plain_second = train(plain, cnn_splits).history[1]
+    assert later[1].train_loss != plain_second.train_loss
+    assert later[1].train_loss > plain_second.train_loss, "warped images are harder to fit"
