@@ -57,6 +57,11 @@ class DataConfig(_Section):
         train_size: Use only the first N training images (the course report used 1,000).
         val_fraction: Share of those images held out, at random by the seed, for validation.
         test_size: Use only the first N test images (``None``: all of them).
+        val_split: How the validation images are drawn: ``seeded`` (a permutation from
+            ``np.random.default_rng(seed)``) or ``sklearn`` (scikit-learn's
+            ``train_test_split(test_size=val_fraction, random_state=seed)``, as the Kaggle
+            CNN recipe and the course report did).
+        split_seed: Seed of the validation draw (``None``: the training seed).
     """
 
     _prefix: ClassVar[str] = "data."
@@ -64,12 +69,16 @@ class DataConfig(_Section):
     train_size: int | None = None
     val_fraction: float = 0.1
     test_size: int | None = None
+    val_split: str = "seeded"
+    split_seed: int | None = None
 
     def __post_init__(self) -> None:
         self._require(self.dataset in DATASETS, "dataset", f"one of {DATASETS}")
         self._require(self.train_size is None or self.train_size >= 2, "train_size", ">= 2")
         self._require(0.0 <= self.val_fraction < 1.0, "val_fraction", "a value in [0, 1)")
         self._require(self.test_size is None or self.test_size >= 1, "test_size", ">= 1")
+        self._require(self.val_split in ("seeded", "sklearn"), "val_split", "'seeded' or 'sklearn'")
+        self._require(self.split_seed is None or self.split_seed >= 0, "split_seed", ">= 0")
 
 
 @dataclass(frozen=True)

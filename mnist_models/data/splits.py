@@ -46,7 +46,8 @@ def make_splits(data: MnistData, config: DataConfig, seed: int, dtype: str = "fl
 
     Takes the first ``train_size`` training images (in their original order, so a small
     slice is the same images whatever the seed), holds out ``round(val_fraction * n)`` of
-    them at random with ``np.random.default_rng(seed)``, and takes the first ``test_size``
+    them at random with ``np.random.default_rng(seed)`` (or as ``config.val_split`` and
+    ``config.split_seed`` say), and takes the first ``test_size``
     test images. Every split keeps the original order of its images.
 
     Args:
@@ -75,9 +76,7 @@ def make_splits(data: MnistData, config: DataConfig, seed: int, dtype: str = "fl
         raise DataError(
             f"data.test_size={n_test}: {data.info.name} has only {n_test_available} test images"
         )
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = round(config.val_fraction * n)
-    val_index, train_index = np.sort(order[:n_val]), np.sort(order[n_val:])
+    val_index, train_index = _validation_draw(n, config, seed)
     images, labels = data.x_train[:n], data.y_train[:n]
     raw = {
         "train": (images[train_index], labels[train_index]),
@@ -109,3 +108,18 @@ def make_splits(data: MnistData, config: DataConfig, seed: int, dtype: str = "fl
         info=replace(data.info, n_train=n, n_test=n_test),
         digest=digest.hexdigest()[:16],
     )
+
+
+def _validation_draw(n: int, config: DataConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted indices of the validation and training images among the first ``n``."""
+    split_seed = seed if config.split_seed is None else config.split_seed
+    if config.val_split == "sklearn" and config.val_fraction > 0:
+        from sklearn.model_selection import train_test_split
+
+        train, val = train_test_split(
+            np.arange(n), test_size=config.val_fraction, random_state=split_seed
+        )
+        return np.sort(val), np.sort(train)
+    order = np.random.default_rng(split_seed).permutation(n)
+    n_val = round(config.val_fraction * n)
+    return np.sort(order[:n_val]), np.sort(order[n_val:])

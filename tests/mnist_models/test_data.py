@@ -455,3 +455,22 @@ def test_no_validation_set_and_too_large_slices(mnist: MnistData) -> None:
         make_splits(mnist, DataConfig(test_size=10001), 0)
     with pytest.raises(ConfigError, match="dtype='float16'"):
         make_splits(mnist, DataConfig(train_size=50), 0, dtype="float16")
+
+
+def test_sklearn_validation_split_matches_train_test_split(mnist: MnistData) -> None:
+    from sklearn.model_selection import train_test_split
+
+    config = DataConfig(train_size=420, val_fraction=0.1, val_split="sklearn", split_seed=2)
+    splits = make_splits(mnist, config, seed=7)
+    _, expected_val = train_test_split(np.arange(420), test_size=0.1, random_state=2)
+    np.testing.assert_array_equal(splits.y_val, mnist.y_train[np.sort(expected_val)])
+    assert len(splits.y_train) == 378 and len(splits.y_val) == 42
+    # The split seed, not the training seed, decides the draw.
+    again = make_splits(mnist, config, seed=8)
+    np.testing.assert_array_equal(again.x_val, splits.x_val)
+    seeded = make_splits(mnist, DataConfig(train_size=420, val_fraction=0.1), seed=2)
+    assert not np.array_equal(seeded.y_val, splits.y_val) or not np.array_equal(
+        seeded.x_val, splits.x_val
+    )
+    with pytest.raises(ConfigError, match="val_split"):
+        DataConfig(val_split="random")
