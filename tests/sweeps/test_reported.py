@@ -95,3 +95,56 @@ def test_the_file_name_is_the_id(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="must equal the file name 'other'"):
         ReportedRun.from_file(path)
+
+
+def test_reported_runs_are_logged_tabled_and_written(
+    tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    from sweeps import reproduce_reported as module
+    from sweeps.cli import main
+
+    tiny = {
+        "model": "mlp",
+        "epochs": 2,
+        "mlp": {"hidden_sizes": [16]},
+        "data": {"dataset": "mnist", "train_size": 500, "val_fraction": 0.0, "test_size": 300},
+    }
+    wrong = ReportedRun.from_dict(
+        {**ENTRY, "id": "wrong", "config": tiny, "reported": {"test_accuracy": "0.1234"}}, "w"
+    )
+    fake = ReportedRun.from_dict(
+        {**ENTRY, "id": "fake", "config": tiny, "reproducible": False, "reason": "not a model"},
+        "f",
+    )
+    monkeypatch.setattr(module, "select", lambda ids: [wrong, fake])
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    report = tmp_path / "reported.md"
+    code = main(
+        [
+            "reproduce",
+            "--reported",
+            "all",
+            "--corrected",
+            "--report",
+            str(report),
+            "--tracking-uri",
+            store,
+            "--data-dir",
+            str(mnist_dir),
+        ]
+    )
+    assert code == 1, "a differing figure makes the command fail"
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("reported-runs").experiment_id])
+    faithful = {r.data.tags["reported.id"]: r for r in runs if r.data.tags["mode"] == "faithful"}
+    assert sorted(faithful) == ["fake", "wrong"]
+    assert len(runs) == 4, "with --corrected every entry also runs corrected"
+    assert faithful["wrong"].data.tags["verdict"] == "differs"
+    assert faithful["fake"].data.tags["verdict"] == "not reproducible"
+    real = faithful["fake"].data.tags["reproduced.value"]
+    assert real == str(faithful["fake"].data.metrics["test_accuracy"]), "the real accuracy"
+    text = report.read_text()
+    assert "| `wrong` |" in text and "differs (test_accuracy 0.1234 vs" in text
+    assert "not reproducible (not a model)" in text and real in text
