@@ -15,7 +15,9 @@ def _flags(parser) -> set[str]:
     return {s for action in parser._actions for s in action.option_strings}
 
 
-@pytest.mark.parametrize("command", ["sweep", "train"])
+@pytest.mark.parametrize(
+    "command", ["sweep", "train", "worker", "studies", "best", "reproduce", "report"]
+)
 def test_help_describes_every_flag(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main([command, "--help"])
