@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_models.errors import ConfigError
+from sweeps.attrs import TRACKING_ATTR
 from sweeps.progress import console
 from sweeps.storage import default_storage, local_path, open_storage, redact_url, storage_kind
 from sweeps.sweep_config import OBJECTIVE
@@ -183,8 +184,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Logs the report of ``--study`` to its parent run and prints what was logged."""
     storage = args.storage or default_storage()
     study = _load_study(args.study, storage)
-    experiment = args.experiment or args.study
-    tracker, parent_id = find_parent_run(args.study, experiment, args.tracking_uri)
+    stored = study.user_attrs.get(TRACKING_ATTR) or {}  # where `sweep` logged this study
+    experiment = args.experiment or stored.get("experiment") or args.study
+    tracking_uri = args.tracking_uri or stored.get("tracking_uri")
+    tracker, parent_id = find_parent_run(args.study, experiment, tracking_uri)
     paths = log_study_report(tracker.client, parent_id, study)
     console.print(
         f"study {study.study_name} in {redact_url(storage)}: logged {', '.join(paths)} to MLflow "

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from mnist_models.config import TrainConfig
 from mnist_models.data import MnistData, Splits, load_mnist, make_splits
 from mnist_models.errors import ConfigError, TrialFailed
+from sweeps.attrs import CONFIG_ATTR, TARGET_ATTR, TRACKING_ATTR
 from sweeps.budget import TrialBudget
 from sweeps.objective import Objective
 from sweeps.progress import SweepProgress, console
@@ -30,9 +31,6 @@ from tracking import RunLogger, Tracker
 from tracking.runs import check_server
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-CONFIG_ATTR = "sweep_config"
-TARGET_ATTR = "trials_target"
-TRACKING_ATTR = "mlflow"
 # What a study searches; the trial budget, sampler and pruner may change between runs.
 SEARCH_DEFINING = ("fixed", "space")
 

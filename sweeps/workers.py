@@ -18,13 +18,12 @@ from typing import Any
 import optuna
 
 from mnist_models.errors import ConfigError, MnistSweepsError
+from sweeps.attrs import CONFIG_ATTR, TRACKING_ATTR
 from sweeps.progress import console
 from sweeps.pruning import make_pruner
 from sweeps.recovery import DeadTrialHandler
 from sweeps.storage import local_path, open_storage, redact_url, storage_kind
 from sweeps.study import (
-    CONFIG_ATTR,
-    TRACKING_ATTR,
     SplitsCache,
     SweepSettings,
     finish,
