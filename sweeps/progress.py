@@ -14,16 +14,22 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class EpochPrinter(Callback):
-    """Prints one line per epoch, prefixed with the run's label."""
+    """Prints one line per epoch (or every ``every`` epochs and the last), prefixed with the
+    run's label."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, every: int = 1) -> None:
+        if every < 1:
+            raise ValueError(f"{every=} must be >= 1")
         self.label = label
+        self.every = every
         self.epochs = 0
 
     def on_train_begin(self, config: TrainConfig) -> None:
         self.epochs = config.epochs
 
     def on_epoch_end(self, result: EpochResult) -> None:
+        if result.epoch % self.every and result.epoch != self.epochs:
+            return
         console.print(
             f"[dim]{self.label}[/] epoch {result.epoch}/{self.epochs} "
             f"loss {result.train_loss:.4f} acc {result.train_accuracy:.4f} | "

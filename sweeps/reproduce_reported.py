@@ -14,7 +14,7 @@ from rich.table import Table
 
 from mnist_models.config import TrainConfig
 from mnist_models.training import TrainResult
-from sweeps.progress import console
+from sweeps.progress import EpochPrinter, console
 from sweeps.reported import DIFFERS, ReportedRun, Verdict, judge, printed_figures, select
 from sweeps.study import SplitsCache
 from tracking import Tracker, train_logged
@@ -85,7 +85,8 @@ def _run(
     run = tracker.start_run(f"reported-{entry.id}{suffix}", tags=tags)
     status = "FAILED"
     try:
-        result = train_logged(run, config, splits_for(config))
+        printer = EpochPrinter(f"{entry.id}{suffix}", every=max(1, config.epochs // 10))
+        result = train_logged(run, config, splits_for(config), [printer])
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

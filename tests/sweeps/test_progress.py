@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweeps.progress import SweepProgress
+from mnist_models.callbacks import EpochResult
+from mnist_models.config import TrainConfig
+from sweeps.progress import EpochPrinter, SweepProgress
 
 
 def test_the_bar_follows_finished_trials_and_the_best() -> None:
@@ -26,3 +29,14 @@ def test_the_bar_follows_finished_trials_and_the_best() -> None:
     assert trials.completed == 3, "complete and pruned trials count; failed ones do not"
     assert trials.description == "trials (best 0.9500, trial 1)"
     assert (epochs.completed, epochs.total) == (4, 10)
+
+
+def test_epoch_lines_can_be_thinned(capsys: pytest.CaptureFixture[str]) -> None:
+    printer = EpochPrinter("run", every=3)
+    printer.on_train_begin(TrainConfig(epochs=7))
+    for epoch in range(1, 8):
+        printer.on_epoch_end(EpochResult(epoch, 0.5, 0.9, 0.4, 0.91, 0.001, 0.1))
+    printed = [line.split()[2] for line in capsys.readouterr().err.splitlines()]
+    assert printed == ["3/7", "6/7", "7/7"], "every third epoch and the last"
+    with pytest.raises(ValueError, match="every=0"):
+        EpochPrinter("run", every=0)
