@@ -62,6 +62,10 @@ class DataConfig(_Section):
             ``train_test_split(test_size=val_fraction, random_state=seed)``, as the Kaggle
             CNN recipe and the course report did).
         split_seed: Seed of the validation draw (``None``: the training seed).
+        double_scale_train: Divide the training (and validation) images by 255 a second
+            time, leaving them in [0, 1/255] while the test images stay in [0, 1]. Off by
+            default; a faithful-mode switch for the course report's class-based run, whose
+            training inputs were scaled twice by mistake.
     """
 
     _prefix: ClassVar[str] = "data."
@@ -71,6 +75,7 @@ class DataConfig(_Section):
     test_size: int | None = None
     val_split: str = "seeded"
     split_seed: int | None = None
+    double_scale_train: bool = False
 
     def __post_init__(self) -> None:
         self._require(self.dataset in DATASETS, "dataset", f"one of {DATASETS}")
@@ -106,6 +111,9 @@ class AugmentationConfig(_Section):
 class MLPConfig(_Section):
     """The numpy multilayer perceptron.
 
+    The fields from ``rng`` on are faithful-mode switches, off by default: they re-create the
+    numpy code of the course report (chapter 8 of *Grokking Deep Learning*), bugs included.
+
     Attributes:
         hidden_sizes: Width of each hidden layer (one or more).
         init: ``he`` (normal, std sqrt(2 / fan_in)) or ``uniform`` (U(-init_scale, init_scale),
@@ -116,6 +124,26 @@ class MLPConfig(_Section):
         optimizer: ``sgd``, ``momentum`` or ``adam``.
         momentum: Momentum coefficient of the ``momentum`` optimizer.
         dtype: ``float32`` or ``float64``, kept end to end.
+        rng: Where weights and dropout masks come from: ``generator`` (separate
+            ``np.random.default_rng`` streams spawned from the seed) or ``legacy`` (one
+            ``np.random.RandomState(seed)``, the stream ``np.random.seed(seed)`` sets up:
+            the weights layer by layer, then one dropout mask per training step drawn as
+            ``randint(2)``, so only dropout 0 or 0.5 can be expressed). Shuffling and
+            augmentation keep their own generators either way.
+        relu_gate: Where the ReLU backward pass takes its gate: ``input`` (pre-activation
+            > 0, the true derivative) or ``output`` (activation >= 0, which always holds, so
+            the hidden gradient is never gated).
+        dropout_backward: ``masked`` (the gradient is masked and scaled like the forward
+            pass) or ``unmasked`` (the gradient passes through dropout untouched).
+        mse_gradient: Gradient of the ``mse`` loss: ``exact`` (``2 (output - target) / N``)
+            or ``halved`` (``(output - target) / N``, the delta of the textbook's
+            ``target - output`` convention); the loss value is the same either way.
+        shuffle: Whether each epoch visits the training images in a fresh random order
+            (off: the same original order every epoch).
+        drop_last: Whether to skip a last batch smaller than ``batch_size``.
+        train_metrics_divisor: What an epoch's summed training loss and correct count are
+            divided by: ``seen`` (the images trained on in that epoch) or ``train_size``
+            (all training images, even those ``drop_last`` skipped).
     """
 
     _prefix: ClassVar[str] = "mlp."
@@ -127,6 +155,13 @@ class MLPConfig(_Section):
     optimizer: str = "adam"
     momentum: float = 0.9
     dtype: str = "float32"
+    rng: str = "generator"
+    relu_gate: str = "input"
+    dropout_backward: str = "masked"
+    mse_gradient: str = "exact"
+    shuffle: bool = True
+    drop_last: bool = False
+    train_metrics_divisor: str = "seen"
 
     def __post_init__(self) -> None:
         self._require(
@@ -144,6 +179,26 @@ class MLPConfig(_Section):
         )
         self._require(0.0 <= self.momentum < 1.0, "momentum", "a value in [0, 1)")
         self._require(self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'")
+        self._require(self.rng in ("generator", "legacy"), "rng", "'generator' or 'legacy'")
+        self._require(self.relu_gate in ("input", "output"), "relu_gate", "'input' or 'output'")
+        self._require(
+            self.dropout_backward in ("masked", "unmasked"),
+            "dropout_backward",
+            "'masked' or 'unmasked'",
+        )
+        self._require(
+            self.mse_gradient in ("exact", "halved"), "mse_gradient", "'exact' or 'halved'"
+        )
+        self._require(
+            self.mse_gradient == "exact" or self.loss == "mse",
+            "mse_gradient",
+            "'exact' unless mlp.loss is 'mse'",
+        )
+        self._require(
+            self.train_metrics_divisor in ("seen", "train_size"),
+            "train_metrics_divisor",
+            "'seen' or 'train_size'",
+        )
 
 
 @dataclass(frozen=True)
@@ -257,6 +312,10 @@ class TrainConfig(_Section):
         self._require(self.epochs >= 1, "epochs", ">= 1")
         self._require(0.0 <= self.dropout < 1.0, "dropout", "a rate in [0, 1)")
         self._require(self.seed >= 0, "seed", ">= 0")
+        if self.model == "mlp" and self.mlp.rng == "legacy":
+            # The legacy stream draws masks as randint(2): it can only keep half of the units.
+            self._require(self.dropout in (0.0, 0.5), "dropout", "0 or 0.5 with mlp.rng = 'legacy'")
+            self._require(self.seed < 2**32, "seed", "< 2**32 with mlp.rng = 'legacy'")
 
     @property
     def dtype(self) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from mnist_models.config import TrainConfig, read_toml
 from mnist_models.errors import ConfigError
+from mnist_models.reported_format import printed_figures as grokking_figures
 from mnist_models.training import TrainResult
 
 EXACT, WITHIN, DIFFERS, NOT_REPRODUCIBLE = (
@@ -158,13 +159,7 @@ def printed_figures(result: TrainResult, style: str) -> dict[str, str]:
             "test_accuracy": result.test.accuracy,
         }
         return {key: f"{value:.4f}" for key, value in values.items()}
-    # Grokking Deep Learning's notebook: str() of accuracies, str()[0:5] of errors.
-    return {
-        "train_error": str(float(last.train_loss))[0:5],
-        "train_accuracy": str(float(last.train_accuracy)),
-        "test_error": str(float(result.test.loss))[0:5],
-        "test_accuracy": str(float(result.test.accuracy)),
-    }
+    return grokking_figures(result)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,9 @@ def make_splits(data: MnistData, config: DataConfig, seed: int, dtype: str = "fl
     slice is the same images whatever the seed), holds out ``round(val_fraction * n)`` of
     them at random with ``np.random.default_rng(seed)`` (or as ``config.val_split`` and
     ``config.split_seed`` say), and takes the first ``test_size``
-    test images. Every split keeps the original order of its images.
+    test images. Every split keeps the original order of its images. Images are scaled to
+    [0, 1]; with ``config.double_scale_train`` the training and validation images are
+    divided by 255 once more.
 
     Args:
         data: Loaded MNIST (or the sample).
@@ -91,13 +93,17 @@ def make_splits(data: MnistData, config: DataConfig, seed: int, dtype: str = "fl
         digest.update(np.ascontiguousarray(y).tobytes())
     scale = np.dtype(dtype).type(255)
 
-    def prepare(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def prepare(x: np.ndarray, y: np.ndarray, twice: bool) -> tuple[np.ndarray, np.ndarray]:
         # Divide in the target dtype: float32 runs never touch float64.
-        return x.astype(dtype) / scale, y.astype(np.int64)
+        images = x.astype(dtype) / scale
+        if twice:  # faithful mode: a second division, not one by 255**2 (rounds differently)
+            images /= scale
+        return images, y.astype(np.int64)
 
-    x_train, y_train = prepare(*raw["train"])
-    x_val, y_val = prepare(*raw["val"])
-    x_test, y_test = prepare(*raw["test"])
+    twice = config.double_scale_train
+    x_train, y_train = prepare(*raw["train"], twice)
+    x_val, y_val = prepare(*raw["val"], twice)
+    x_test, y_test = prepare(*raw["test"], False)
     return Splits(
         x_train,
         y_train,

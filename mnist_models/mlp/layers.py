@@ -11,11 +11,18 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import TypeAlias
 
 import numpy as np
 
 DTYPES = ("float32", "float64")
 INITS = ("he", "uniform")
+RELU_GATES = ("input", "output")
+DROPOUT_BACKWARDS = ("masked", "unmasked")
+
+# A modern Generator, or numpy's legacy RandomState (the stream ``np.random.seed`` drives),
+# which faithful mode uses to re-draw the exact weights and masks of old numpy code.
+RNG: TypeAlias = np.random.Generator | np.random.RandomState
 
 
 class Parameter:
@@ -83,7 +90,9 @@ class Linear(Layer):
         init: ``he`` (normal, std ``sqrt(2 / in_features)``) or ``uniform``
             (U(-init_scale, init_scale)).
         init_scale: Half-width of the uniform init.
-        rng: Draws the initial weights.
+        rng: Draws the initial weights. A legacy ``RandomState`` draws them in float64 as
+            old numpy code did (``randn(in, out) * sqrt(2 / in)`` or
+            ``2 * init_scale * random_sample((in, out)) - init_scale``), then casts them.
         dtype: ``float32`` or ``float64``; inputs of another dtype are cast to it.
     """
 
@@ -95,7 +104,7 @@ class Linear(Layer):
         bias: bool = True,
         init: str = "he",
         init_scale: float = 0.1,
-        rng: np.random.Generator,
+        rng: RNG,
         dtype: str = "float32",
     ) -> None:
         if in_features < 1:
@@ -108,7 +117,13 @@ class Linear(Layer):
             raise ValueError(f"{init_scale=} must be > 0")
         self.dtype = _check_dtype(dtype)
         shape = (in_features, out_features)
-        if init == "he":
+        if isinstance(rng, np.random.RandomState):  # old numpy code: all in float64
+            if init == "he":
+                weight = rng.standard_normal(shape) * math.sqrt(2.0 / in_features)
+            else:
+                weight = 2.0 * init_scale * rng.random_sample(shape) - init_scale
+            weight = weight.astype(self.dtype, copy=False)
+        elif init == "he":
             weight = rng.standard_normal(shape, dtype=self.dtype)
             weight *= math.sqrt(2.0 / in_features)
         else:
@@ -147,20 +162,31 @@ class Linear(Layer):
 
 
 class ReLU(Layer):
-    """``max(x, 0)``; the gradient passes where the input was positive."""
+    """``max(x, 0)``; by default the gradient passes where the input was positive.
 
-    def __init__(self) -> None:
+    Args:
+        gate: ``input`` (the gate is ``input > 0``: the true derivative) or ``output``
+            (faithful mode: the gate is ``output >= 0``, as code that applies the derivative
+            to the activation computes it; it always holds, so the gradient is never gated).
+    """
+
+    def __init__(self, gate: str = "input") -> None:
+        if gate not in RELU_GATES:
+            raise ValueError(f"{gate=} must be one of {RELU_GATES}")
+        self.gate = gate
         self._mask: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        self._mask = x > 0
-        return np.multiply(x, self._mask)
+        positive = x > 0
+        out = np.multiply(x, positive)
+        self._mask = positive if self.gate == "input" else out >= 0
+        return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         return np.multiply(grad_out, _saved(self._mask, self))
 
     def __repr__(self) -> str:
-        return "ReLU()"
+        return "ReLU()" if self.gate == "input" else f"ReLU(gate={self.gate!r})"
 
 
 class Dropout(Layer):
@@ -169,35 +195,66 @@ class Dropout(Layer):
 
     Args:
         rate: Probability of dropping a unit, in [0, 1).
-        rng: Draws the masks.
+        rng: Draws the masks. A legacy ``RandomState`` draws each mask as
+            ``randint(2, size=x.shape)`` (1 keeps the unit), the way *Grokking Deep
+            Learning* did; that only expresses ``rate`` 0.5.
+        backward: ``masked`` (the gradient is masked and scaled like the forward pass) or
+            ``unmasked`` (faithful mode: the gradient passes through untouched, as in code
+            whose masking of the gradient never took effect).
     """
 
-    def __init__(self, rate: float, rng: np.random.Generator) -> None:
+    def __init__(self, rate: float, rng: RNG, backward: str = "masked") -> None:
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"{rate=} must be in [0, 1)")
+        if backward not in DROPOUT_BACKWARDS:
+            raise ValueError(f"{backward=} must be one of {DROPOUT_BACKWARDS}")
+        if isinstance(rng, np.random.RandomState) and rate not in (0.0, 0.5):
+            raise ValueError(f"{rate=} must be 0 or 0.5 with a legacy RandomState")
         self.rate = float(rate)
         self.rng = rng
+        self.backward_mode = backward
         self._threshold = np.uint32(min(round(self.rate * 2**32), 2**32 - 1))
         self._mask: np.ndarray | None = None  # scaled keep-mask of the last forward, or None
+
+    def keep_mask(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Draws one boolean keep-mask of ``shape`` (True keeps the unit)."""
+        return self.keep_masks(1, shape)[0]
+
+    def keep_masks(self, count: int, shape: tuple[int, ...]) -> np.ndarray:
+        """Draws ``count`` keep-masks at once, equal to ``count`` calls of :meth:`keep_mask`.
+
+        Returns:
+            A boolean array of shape ``(count, *shape)``.
+        """
+        if isinstance(self.rng, np.random.RandomState):
+            # randint(2) takes one 32-bit draw per unit, so a block is the same stream.
+            return self.rng.randint(2, size=(count, *shape)).astype(bool)
+        # A unit survives when its 32 random bits reach rate * 2**32: raw bits cost about half
+        # as much to draw as floats, and the rate is off by at most 2**-32. Each mask takes
+        # whole 64-bit words (half of the last one unused when its size is odd).
+        size = math.prod(shape)
+        words = (size + 1) // 2
+        bits = self.rng.bit_generator.random_raw(count * words).view(np.uint32)
+        bits = bits.reshape(count, 2 * words)[:, :size]
+        return bits.reshape(count, *shape) >= self._threshold
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         if not training or self.rate == 0.0:
             self._mask = None
             return x
-        # A unit survives when its 32 random bits reach rate * 2**32: raw bits cost about half
-        # as much to draw as floats, and the rate is off by at most 2**-32.
-        bits = self.rng.bit_generator.random_raw((x.size + 1) // 2).view(np.uint32)
-        keep = bits[: x.size].reshape(x.shape) >= self._threshold
+        keep = self.keep_mask(x.shape)
         self._mask = np.multiply(keep, 1.0 / (1.0 - self.rate), dtype=x.dtype)
         return np.multiply(x, self._mask)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        if self._mask is None:
+        if self._mask is None or self.backward_mode == "unmasked":
             return grad_out
         return np.multiply(grad_out, self._mask)
 
     def __repr__(self) -> str:
-        return f"Dropout({self.rate})"
+        if self.backward_mode == "masked":
+            return f"Dropout({self.rate})"
+        return f"Dropout({self.rate}, backward={self.backward_mode!r})"
 
 
 class Sequential(Layer):

@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+MSE_GRADIENTS = ("exact", "halved")
+
 
 class Loss(ABC):
     """Mean loss of ``(batch, classes)`` outputs against ``(batch,)`` integer labels."""
@@ -39,9 +41,17 @@ class MSE(Loss):
     """Squared error against one-hot targets, summed over classes and averaged over the batch.
 
     The gradient is ``2 (output - onehot) / N``.
+
+    Args:
+        gradient: ``exact`` (``2 (output - onehot) / N``) or ``halved`` (faithful mode:
+            ``(output - onehot) / N``, the textbook delta ``target - output`` divided by the
+            batch size, which is the gradient of half the loss; the value is unchanged).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, gradient: str = "exact") -> None:
+        if gradient not in MSE_GRADIENTS:
+            raise ValueError(f"{gradient=} must be one of {MSE_GRADIENTS}")
+        self.gradient = gradient
         self._diff: np.ndarray | None = None
 
     def forward(self, output: np.ndarray, labels: np.ndarray) -> float:
@@ -54,10 +64,13 @@ class MSE(Loss):
 
     def backward(self) -> np.ndarray:
         diff = _saved(self._diff, self)
+        if self.gradient == "halved":
+            # A true division, as ``delta / batch_size`` rounds (x / 100 != x * 0.01).
+            return diff / max(len(diff), 1)
         return diff * (2.0 / max(len(diff), 1))
 
     def __repr__(self) -> str:
-        return "MSE()"
+        return "MSE()" if self.gradient == "exact" else f"MSE(gradient={self.gradient!r})"
 
 
 class SoftmaxCrossEntropy(Loss):

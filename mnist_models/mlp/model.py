@@ -5,28 +5,34 @@ from __future__ import annotations
 import numpy as np
 
 from mnist_models.config import TrainConfig
-from mnist_models.mlp.layers import Dropout, Layer, Linear, Parameter, ReLU, Sequential
+from mnist_models.mlp.layers import RNG, Dropout, Layer, Linear, Parameter, ReLU, Sequential
 from mnist_models.mlp.losses import MSE, Loss, SoftmaxCrossEntropy
 from mnist_models.mlp.optimizers import SGD, Adam, Optimizer
 
 
 def build_mlp(
-    config: TrainConfig, rng: np.random.Generator, n_inputs: int = 784, n_classes: int = 10
+    config: TrainConfig, rng: RNG, n_inputs: int = 784, n_classes: int = 10
 ) -> Sequential:
     """``Linear → ReLU → Dropout`` per hidden width (no dropout at rate 0), then a ``Linear``.
 
     Weights and dropout masks come from two generators spawned from ``rng``, so the same
-    ``rng`` state always yields the same weights whatever the dropout rate.
+    ``rng`` state always yields the same weights whatever the dropout rate. A legacy
+    ``RandomState`` (faithful mode, ``mlp.rng = "legacy"``) is one stream for everything:
+    the weights layer by layer, then the dropout masks as training draws them.
     """
     mlp = config.mlp
-    weight_rng, dropout_rng = rng.spawn(2)
+    if isinstance(rng, np.random.RandomState):
+        weight_rng: RNG = rng
+        dropout_rng: RNG = rng
+    else:
+        weight_rng, dropout_rng = rng.spawn(2)
     layers: list[Layer] = []
     width = n_inputs
     for hidden in (*mlp.hidden_sizes, n_classes):
         if layers:  # every Linear but the first follows a hidden layer's activation
-            layers.append(ReLU())
+            layers.append(ReLU(mlp.relu_gate))
             if config.dropout > 0:
-                layers.append(Dropout(config.dropout, dropout_rng))
+                layers.append(Dropout(config.dropout, dropout_rng, mlp.dropout_backward))
         layers.append(
             Linear(
                 width,
@@ -47,7 +53,7 @@ def build_loss(config: TrainConfig) -> Loss:
     if config.mlp.loss == "cross_entropy":
         return SoftmaxCrossEntropy()
     if config.mlp.loss == "mse":
-        return MSE()
+        return MSE(config.mlp.mse_gradient)
     raise ValueError(f"{config.mlp.loss=} must be 'cross_entropy' or 'mse'")
 
 

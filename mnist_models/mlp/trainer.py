@@ -7,8 +7,10 @@ import numpy as np
 from mnist_models.augment import augment_batch
 from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
-from mnist_models.mlp.layers import Sequential
+from mnist_models.errors import ConfigError
+from mnist_models.mlp.layers import RNG, Sequential
 from mnist_models.mlp.model import build_loss, build_mlp, build_optimizer
+from mnist_models.mlp.per_sample import PerSampleSGD, applies
 from mnist_models.training import Trainer
 
 _EVAL_CHUNK = 8192  # rows scored at once: bounds memory on 60k-image sets
@@ -19,12 +21,37 @@ class MLPTrainer(Trainer):
 
     Separate streams (spawned from ``config.seed``) drive weights and dropout, shuffling and
     augmentation, so switching augmentation on does not change the weights or batch order.
+    With ``mlp.rng = "legacy"`` the weights and dropout masks come instead from one
+    ``np.random.RandomState(config.seed)``; ``mlp.shuffle``, ``mlp.drop_last`` and
+    ``mlp.train_metrics_divisor`` set how epochs are cut into batches and summarised.
     """
 
-    def __init__(self, config: TrainConfig, splits: Splits) -> None:
+    def __init__(self, config: TrainConfig, splits: Splits, per_sample_kernel: bool = True) -> None:
+        """Builds the model, loss and optimizer.
+
+        Args:
+            config: The run's config.
+            splits: The data.
+            per_sample_kernel: Let batches of one train through :class:`PerSampleSGD` where
+                it applies (the same numbers, faster); off only to compare the two.
+
+        Raises:
+            ConfigError: ``mlp.drop_last`` with fewer training images than one batch.
+        """
         super().__init__(config, splits)
+        mlp = config.mlp
+        if mlp.drop_last and len(splits.y_train) < config.batch_size:
+            raise ConfigError(
+                f"mlp.drop_last=true with batch_size={config.batch_size} and only "
+                f"{len(splits.y_train)} training images: no batch would be trained"
+            )
         model_seed, shuffle_seed, augment_seed = np.random.SeedSequence(config.seed).spawn(3)
-        self._net = build_mlp(config, np.random.default_rng(model_seed))
+        model_rng: RNG = (
+            np.random.RandomState(config.seed)
+            if mlp.rng == "legacy"
+            else np.random.default_rng(model_seed)
+        )
+        self._net = build_mlp(config, model_rng)
         self._loss = build_loss(config)
         self._optimizer = build_optimizer(config, self._net.parameters())
         self._shuffle_rng = np.random.default_rng(shuffle_seed)
@@ -32,31 +59,42 @@ class MLPTrainer(Trainer):
         self._images = splits.x_train
         self._flat = splits.x_train.reshape(len(splits.x_train), -1)
         self._labels = splits.y_train
+        self._per_sample = (
+            PerSampleSGD(self._net, self._loss, config.lr)
+            if per_sample_kernel and applies(config)
+            else None
+        )
 
     @property
     def model(self) -> Sequential:
         return self._net
 
     def train_epoch(self) -> tuple[float, float]:
+        mlp = self.config.mlp
         n, batch = len(self._labels), self.config.batch_size
-        order = self._shuffle_rng.permutation(n)
+        order = self._shuffle_rng.permutation(n) if mlp.shuffle else None
+        seen = n - n % batch if mlp.drop_last else n
+        divisor = n if mlp.train_metrics_divisor == "train_size" else seen
+        if self._per_sample is not None:
+            total_loss, correct = self._per_sample.epoch(self._flat, self._labels, order, seen)
+            return total_loss / divisor, correct / divisor
         total_loss, correct = 0.0, 0
-        for start in range(0, n, batch):
-            index = order[start : start + batch]
+        for start in range(0, seen, batch):
+            index = slice(start, start + batch) if order is None else order[start : start + batch]
+            labels = self._labels[index]
             if self.config.augment:
                 warped = augment_batch(
                     self._images[index], self.config.augmentation, self._augment_rng
                 )
-                inputs = warped.reshape(len(index), -1)
+                inputs = warped.reshape(len(labels), -1)
             else:
                 inputs = self._flat[index]
-            labels = self._labels[index]
             outputs = self._net.forward(inputs, training=True)
-            total_loss += self._loss.forward(outputs, labels) * len(index)
+            total_loss += self._loss.forward(outputs, labels) * len(labels)
             correct += int(np.count_nonzero(outputs.argmax(axis=1) == labels))
             self._net.backward_params(self._loss.backward())  # no unused input gradient
             self._optimizer.step()
-        return total_loss / n, correct / n
+        return total_loss / divisor, correct / divisor
 
     def score(self, images: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         flat = images.reshape(len(images), -1)
