@@ -15,7 +15,16 @@ from rich.table import Table
 from mnist_models.config import TrainConfig
 from mnist_models.training import TrainResult
 from sweeps.progress import EpochPrinter, console
-from sweeps.reported import DIFFERS, ReportedRun, Verdict, judge, printed_figures, select
+from sweeps.reported import (
+    DIFFERS,
+    EXACT,
+    WITHIN,
+    ReportedRun,
+    Verdict,
+    judge,
+    printed_figures,
+    select,
+)
 from sweeps.study import SplitsCache
 from tracking import Tracker, train_logged
 
@@ -105,7 +114,7 @@ def table(rows: list[Row], corrected: bool) -> Table:
         out.add_column("corrected", justify="right")
     for row in rows:
         entry, verdict = row.entry, row.verdict
-        label = verdict.label + (f" ({verdict.detail})" if verdict.detail else "")
+        label = _short_label(verdict)
         style = "red" if verdict.label == DIFFERS else ""
         cells = [
             entry.id,
@@ -116,6 +125,11 @@ def table(rows: list[Row], corrected: bool) -> Table:
         ]
         out.add_row(*cells, *([row.corrected or "-"] if corrected else []))
     return out
+
+
+def _short_label(verdict: Verdict) -> str:
+    """The table's verdict cell: the details of a difference or a reason go in the notes."""
+    return f"{verdict.label} ({verdict.detail})" if verdict.label == WITHIN else verdict.label
 
 
 def markdown(rows: list[Row], corrected: bool) -> str:
@@ -130,7 +144,7 @@ def markdown(rows: list[Row], corrected: bool) -> str:
     ]
     for row in rows:
         entry, verdict = row.entry, row.verdict
-        label = verdict.label + (f" ({verdict.detail})" if verdict.detail else "")
+        label = _short_label(verdict)
         cells = [
             f"`{entry.id}`",
             entry.section,
@@ -143,7 +157,13 @@ def markdown(rows: list[Row], corrected: bool) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Notes", ""]
     for row in rows:
-        figures = ", ".join(f"{k} {v}" for k, v in row.verdict.reproduced.items())
-        lines.append(f"- **`{row.entry.id}`** ({row.entry.section}): {row.entry.note.strip()} ")
-        lines.append(f"  Reproduced figures: {figures}. MLflow run `{row.run_id}`.")
+        entry, verdict = row.entry, row.verdict
+        note = " ".join(entry.note.split())
+        published = ", ".join(f"{k} {v}" for k, v in entry.reported.items())
+        figures = ", ".join(f"{k} {v}" for k, v in verdict.reproduced.items())
+        lines.append(f'- **`{entry.id}`** ({entry.section}, "{entry.wording}"): {note}')
+        lines.append(f"  Published: {published}. Reproduced: {figures}.")
+        if verdict.label != EXACT and verdict.detail:
+            lines.append(f"  Verdict: {verdict.label}: {verdict.detail}.")
+        lines.append(f"  MLflow run `{row.run_id}`.")
     return "\n".join(lines) + "\n"

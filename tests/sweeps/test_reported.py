@@ -146,5 +146,7 @@ def test_reported_runs_are_logged_tabled_and_written(
     real = faithful["fake"].data.tags["reproduced.value"]
     assert real == str(faithful["fake"].data.metrics["test_accuracy"]), "the real accuracy"
     text = report.read_text()
-    assert "| `wrong` |" in text and "differs (test_accuracy 0.1234 vs" in text
-    assert "not reproducible (not a model)" in text and real in text
+    assert "| `wrong` |" in text and "| differs |" in text
+    assert "Verdict: differs: test_accuracy 0.1234 vs" in text
+    assert "| not reproducible |" in text and "Verdict: not reproducible: not a model" in text
+    assert real in text
