@@ -223,6 +223,9 @@ class CNNConfig(_Section):
         plateau_factor: Learning-rate factor of the plateau schedule.
         min_lr: Floor of the plateau schedule.
         early_stopping_patience: Epochs without improvement before stopping (0: never).
+        rmsprop_epsilon: Where RMSprop adds ``epsilon``: ``inside_sqrt`` (Keras 3,
+            ``sqrt(v + eps)``) or ``outside_sqrt`` (tf.keras 2, ``sqrt(v) + eps``; what the
+            course report's TensorFlow 2 run used).
         augment_from_epoch: With ``augment``, the first augmented epoch; earlier epochs train
             the same model, with the same optimizer state, on plain images (the course report's
             "augmented" figure was a second, augmented epoch of its already trained model).
@@ -241,6 +244,7 @@ class CNNConfig(_Section):
     min_lr: float = 1e-5
     early_stopping_patience: int = 0
     augment_from_epoch: int = 1
+    rmsprop_epsilon: str = "inside_sqrt"
 
     def __post_init__(self) -> None:
         self._require(
@@ -267,6 +271,11 @@ class CNNConfig(_Section):
         self._require(self.min_lr >= 0, "min_lr", ">= 0")
         self._require(self.early_stopping_patience >= 0, "early_stopping_patience", ">= 0")
         self._require(self.augment_from_epoch >= 1, "augment_from_epoch", ">= 1")
+        self._require(
+            self.rmsprop_epsilon in ("inside_sqrt", "outside_sqrt"),
+            "rmsprop_epsilon",
+            "'inside_sqrt' or 'outside_sqrt'",
+        )
 
     def effective_dropout_rates(self, dropout: float) -> tuple[float, float, float]:
         """The three rates after applying the top-level ``dropout`` as ``dropout_mode`` says."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from mnist_models.cnn.legacy_rmsprop import LegacyRMSprop
 from mnist_models.config import TrainConfig
 
 
@@ -35,8 +36,11 @@ def build_cnn(config: TrainConfig) -> keras.Model:
 
 
 def build_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    """RMSprop(lr, rho, epsilon) as in the recipe, or Adam(lr, epsilon)."""
+    """RMSprop(lr, rho, epsilon) as in the recipe (``cnn.rmsprop_epsilon`` says where epsilon
+    goes), or Adam(lr, epsilon)."""
     cnn = config.cnn
     if cnn.optimizer == "adam":
         return keras.optimizers.Adam(learning_rate=config.lr, epsilon=cnn.epsilon)
+    if cnn.rmsprop_epsilon == "outside_sqrt":
+        return LegacyRMSprop(learning_rate=config.lr, rho=cnn.rho, epsilon=cnn.epsilon)
     return keras.optimizers.RMSprop(learning_rate=config.lr, rho=cnn.rho, epsilon=cnn.epsilon)

@@ -114,3 +114,26 @@ def test_augmentation_can_start_at_a_later_epoch_of_the_same_model(
     plain_second = train(plain, cnn_splits).history[1]
     assert later[1].train_loss != plain_second.train_loss
     assert later[1].train_loss > plain_second.train_loss, "warped images are harder to fit"
+
+
+def test_legacy_rmsprop_adds_epsilon_after_the_square_root() -> None:
+    from mnist_models.cnn.legacy_rmsprop import LegacyRMSprop
+
+    grads = np.array([1e-6, 0.5], dtype=np.float32)  # a tiny and an ordinary gradient
+    steps = {}
+    for name, optimizer in (
+        ("legacy", LegacyRMSprop(learning_rate=0.001, rho=0.9, epsilon=1e-8)),
+        ("keras3", keras.optimizers.RMSprop(learning_rate=0.001, rho=0.9, epsilon=1e-8)),
+    ):
+        weight = keras.Variable(np.zeros(2, np.float32))
+        optimizer.apply([keras.ops.convert_to_tensor(grads)], [weight])
+        steps[name] = -keras.ops.convert_to_numpy(weight)
+    velocity = 0.1 * grads.astype(np.float64) ** 2
+    np.testing.assert_allclose(
+        steps["legacy"], 0.001 * grads / (np.sqrt(velocity) + 1e-8), rtol=1e-5
+    )
+    np.testing.assert_allclose(steps["keras3"], 0.001 * grads / np.sqrt(velocity + 1e-8), rtol=1e-5)
+    assert steps["legacy"][0] > 30 * steps["keras3"][0], "tiny gradients: tf.keras 2 steps far more"
+    assert steps["legacy"][1] == pytest.approx(steps["keras3"][1], rel=1e-4)
+    with pytest.raises(ValueError, match="momentum"):
+        LegacyRMSprop(momentum=0.9)
