@@ -23,6 +23,7 @@ from sweeps.reproduce import register as register_reproduce
 from sweeps.storage import redact_url
 from sweeps.study import SweepSettings, run_sweep
 from sweeps.sweep_config import PRUNERS, SweepConfig, parse_overrides
+from sweeps.ui import register as register_ui
 from sweeps.workers import register as register_worker
 from tracking import Tracker, train_logged
 
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_worker(commands)
     register_export(commands)
     register_reproduce(commands)
+    register_ui(commands)
     return parser
 
 

@@ -16,7 +16,7 @@ def _flags(parser) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "command", ["sweep", "train", "worker", "studies", "best", "reproduce", "report"]
+    "command", ["sweep", "train", "worker", "studies", "best", "reproduce", "report", "ui"]
 )
 def test_help_describes_every_flag(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:

@@ -1,0 +1,56 @@
+"""``mnist-sweep ui``: the MLflow UI on the store the sweeps write to, stopped completely."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import threading
+
+import mlflow
+from mlflow import MlflowClient
+
+from mnist_models.errors import ConfigError
+from sweeps.progress import console
+from sweeps.storage import local_path, redact_url
+from tracking.server import MlflowServer
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds ``mnist-sweep ui`` to the CLI's subcommands."""
+    ui = commands.add_parser(
+        "ui",
+        help="browse the sweeps in the MLflow UI (Ctrl-C stops it)",
+        description="Start the MLflow UI on the tracking store the sweeps write to, print the "
+        "URL of each experiment, and stop every process it started on Ctrl-C.",
+    )
+    ui.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="the sweeps' MLflow store (default: MLflow's local sqlite:///mlflow.db)",
+    )
+    ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback)")
+    ui.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
+    ui.set_defaults(handler=cmd_ui)
+
+
+def cmd_ui(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    """Serves until Ctrl-C (or until ``stop`` is set, for tests)."""
+    uri = args.tracking_uri or mlflow.get_tracking_uri()
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: expected 1-65535")
+    database = local_path(uri) if uri.startswith("sqlite:///") else None
+    if database is None or not database.is_file():
+        raise ConfigError(f"--tracking-uri {redact_url(uri)!r}: expected an existing SQLite store")
+    artifacts = database.resolve().parent / "mlruns"
+    server = MlflowServer(uri, artifacts, port=args.port, host=args.host)
+    with server:
+        console.print(f"MLflow UI for {redact_url(uri)} at [bold]{server.url}[/]")
+        for experiment in MlflowClient(uri).search_experiments():
+            console.print(
+                f"  {experiment.name}: {server.url}/#/experiments/{experiment.experiment_id}"
+            )
+        console.print("Ctrl-C stops it")
+        with contextlib.suppress(KeyboardInterrupt):
+            (stop or threading.Event()).wait()
+    console.print("stopped", markup=False)
+    return 0
