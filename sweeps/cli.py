@@ -25,7 +25,7 @@ from sweeps.study import SweepSettings, run_sweep
 from sweeps.sweep_config import PRUNERS, SweepConfig, parse_overrides
 from sweeps.ui import register as register_ui
 from sweeps.workers import register as register_worker
-from tracking import Tracker, train_logged
+from tracking import Tracker, train_and_end
 
 EXIT_CONFIG = 2
 
@@ -216,15 +216,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         }
     )
     run = tracker.start_run(label, tags={"mnist_sweeps.role": "train", "model": config.model})
-    status = "FAILED"
-    try:
-        result = train_logged(run, config, splits, [EpochPrinter(label)])
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        run.end(status)
+    result = train_and_end(run, config, splits, [EpochPrinter(label)])
     console.print(
         f"test accuracy [bold]{result.test.accuracy:.4f}[/] after {result.epochs_trained} "
         f"epochs in {result.seconds:.1f}s on {splits.info.name} "

@@ -28,7 +28,7 @@ from sweeps.progress import EpochPrinter, console
 from sweeps.reported import DIFFERS
 from sweeps.reproduce_reported import reproduce_reported
 from sweeps.storage import local_path, redact_url
-from tracking import Tracker, train_logged
+from tracking import Tracker, train_and_end
 
 CONFIG_ARTIFACT = "config.toml"
 # Final metrics of every run (see RunLogger.log_result); val_* hold their last epoch.
@@ -164,15 +164,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     label = f"reproduce-{original.info.run_name or args.run_id}"
     tags = {"reproduces": args.run_id, "mnist_sweeps.role": "reproduce", "model": config.model}
     run = tracker.start_run(label, tags=tags)
-    status = "FAILED"
-    try:
-        train_logged(run, config, splits, [EpochPrinter(label)])
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        run.end(status)
+    train_and_end(run, config, splits, [EpochPrinter(label)])
     new = client.get_run(run.run_id)
     console.print(comparison_table(original, new))
     if original.data.tags.get("optuna.state") == "PRUNED":

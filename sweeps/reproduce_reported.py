@@ -26,7 +26,7 @@ from sweeps.reported import (
     select,
 )
 from sweeps.study import SplitsCache
-from tracking import Tracker, train_logged
+from tracking import Tracker, train_and_end
 
 EXPERIMENT = "reported-runs"
 
@@ -92,16 +92,8 @@ def _run(
     }
     suffix = "" if mode == "faithful" else f" ({mode})"
     run = tracker.start_run(f"reported-{entry.id}{suffix}", tags=tags)
-    status = "FAILED"
-    try:
-        printer = EpochPrinter(f"{entry.id}{suffix}", every=max(1, config.epochs // 10))
-        result = train_logged(run, config, splits_for(config), [printer])
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        run.end(status)
+    printer = EpochPrinter(f"{entry.id}{suffix}", every=max(1, config.epochs // 10))
+    result = train_and_end(run, config, splits_for(config), [printer])
     return result, run.run_id
 
 

@@ -158,7 +158,8 @@ def run_sweep(
     study.set_user_attr(TARGET_ATTR, target)  # what a joining `worker` aims for
     remember_tracking(study, tracker.tracking_uri, tracker.experiment_name)
     parent_id = parent_run(tracker, study, sweep, storage)
-    recover_dead_trials(study, optuna_storage, dead_trials)  # a killed earlier run of this command
+    # A trial left RUNNING by a killed earlier run of this command: fail and re-queue it now.
+    fail_dead_local_trials(study, optuna_storage, dead_trials)
     done = len(study.get_trials(deepcopy=False, states=FINISHED))
     console.print(
         f"study [bold]{study.study_name}[/] in {redact_url(storage)}: {done} of {target} "
@@ -205,7 +206,7 @@ def work(
     objective = Objective(sweep, runner, tracker, parent_id, study.study_name, budget)
 
     def recover(study: optuna.Study, trial: object) -> None:
-        recover_dead_trials(study, storage, dead_trials)
+        fail_dead_local_trials(study, storage, dead_trials)
 
     remaining = budget.remaining(study)
     if not remaining:
@@ -221,12 +222,6 @@ def work(
             catch=(TrialFailed,),
             callbacks=[budget, recover, progress],
         )
-
-
-def recover_dead_trials(
-    study: optuna.Study, storage: optuna.storages.BaseStorage, handler: DeadTrialHandler
-) -> None:
-    fail_dead_local_trials(study, storage, handler)
 
 
 def remember_tracking(study: optuna.Study, tracking_uri: str, experiment: str) -> None:

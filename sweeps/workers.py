@@ -21,7 +21,7 @@ from mnist_models.errors import ConfigError, MnistSweepsError
 from sweeps.attrs import CONFIG_ATTR, TRACKING_ATTR
 from sweeps.progress import console
 from sweeps.pruning import make_pruner
-from sweeps.recovery import DeadTrialHandler
+from sweeps.recovery import DeadTrialHandler, fail_dead_local_trials
 from sweeps.storage import local_path, open_storage, redact_url, storage_kind
 from sweeps.study import (
     SplitsCache,
@@ -29,7 +29,6 @@ from sweeps.study import (
     finish,
     make_sampler,
     parent_run,
-    recover_dead_trials,
     work,
 )
 from sweeps.sweep_config import SweepConfig
@@ -89,7 +88,7 @@ def join_study(settings: SweepSettings, summarise: bool = True) -> optuna.Study:
     tracker = Tracker(experiment, tracking_uri)
     dead_trials.client = tracker.client
     parent_id = parent_run(tracker, study, sweep, storage)
-    recover_dead_trials(study, optuna_storage, dead_trials)
+    fail_dead_local_trials(study, optuna_storage, dead_trials)
     splits_for = SplitsCache(settings.data_dir)
     splits_for(sweep.base)
     try:

@@ -210,3 +210,26 @@ def train_logged(
     if config.model == "cnn":
         run.log_keras_model(result.model, splits.x_test[:2, ..., None])
     return result
+
+
+def train_and_end(
+    run: RunLogger,
+    config: TrainConfig,
+    splits: Splits,
+    callbacks: Sequence[Callback] = (),
+) -> TrainResult:
+    """:func:`train_logged`, then ends ``run``: FINISHED, KILLED on Ctrl-C, FAILED otherwise.
+
+    For single runs (``train``, ``reproduce``); sweep trials end their runs themselves, since
+    a pruned trial is neither finished nor failed.
+    """
+    status = "FAILED"
+    try:
+        result = train_logged(run, config, splits, callbacks)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        run.end(status)
+    return result
