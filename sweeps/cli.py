@@ -229,7 +229,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _ui_hint(tracking_uri: str | None) -> str:
     store = tracking_uri or "sqlite:///mlflow.db"
-    return f"browse: mlflow ui --backend-store-uri {redact_url(store)}"
+    if store.startswith(("http://", "https://")):
+        return f"browse: {redact_url(store)}"
+    return f"browse: mnist-sweep ui --tracking-uri {redact_url(store)}"
 
 
 _default_showwarning = warnings.showwarning

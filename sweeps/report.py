@@ -60,12 +60,26 @@ def log_study_report(client: MlflowClient, parent_run_id: str, study: optuna.Stu
             writer.writerows(rows)
         table = {"study": study.study_name, "direction": study.direction.name, "trials": rows}
         (folder / "trials.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
-        for name, size in _plots(trials).items():
-            title = f"Study {study.study_name}: {name.replace('_', ' ')}"
-            _save_figure(folder / f"{name}.png", title, size, partial(_draw, name, study))
+        draw_study_figures(study, folder)
         names = sorted(path.name for path in folder.iterdir())
         client.log_artifacts(parent_run_id, str(folder), FOLDER)
     return [f"{FOLDER}/{name}" for name in names]
+
+
+def draw_study_figures(study: optuna.Study, folder: Path) -> list[Path]:
+    """Draws each of Optuna's plots that the study has data for into ``folder`` as PNG.
+
+    Returns:
+        The files written, in the order of ``PLOTS``.
+    """
+    written = []
+    for name, size in _plots(study.get_trials(deepcopy=False)).items():
+        title = f"Study {study.study_name}: {name.replace('_', ' ')}"
+        path = folder / f"{name}.png"
+        _save_figure(path, title, size, partial(_draw, name, study))
+        if path.is_file():
+            written.append(path)
+    return written
 
 
 def trial_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
@@ -177,17 +191,43 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     report.add_argument(
         "--experiment", metavar="NAME", help="MLflow experiment of the study (default: its name)"
     )
+    report.add_argument(
+        "--output",
+        metavar="DIR",
+        type=Path,
+        help="also write DIR/<study>.html: one self-contained page (figures embedded) that "
+        "opens without any server",
+    )
     report.set_defaults(handler=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Logs the report of ``--study`` to its parent run and prints what was logged."""
+    """Logs the report of ``--study`` to its parent run (and writes ``--output``'s page)."""
     storage = args.storage or default_storage()
     study = _load_study(args.study, storage)
+    output = getattr(args, "output", None)
+    if output is not None and output.exists() and not output.is_dir():
+        raise ConfigError(f"--output {output}: expected a folder, found a file")
     stored = study.user_attrs.get(TRACKING_ATTR) or {}  # where `sweep` logged this study
     experiment = args.experiment or stored.get("experiment") or args.study
     tracking_uri = args.tracking_uri or stored.get("tracking_uri")
-    tracker, parent_id = find_parent_run(args.study, experiment, tracking_uri)
+    try:
+        parent: tuple[Tracker, str] | None = find_parent_run(args.study, experiment, tracking_uri)
+    except ConfigError as exc:
+        # The page is what someone without the MLflow store came for: the store is optional
+        # then, unless they named one.
+        if output is None or args.tracking_uri or args.experiment:
+            raise
+        parent, missing = None, exc
+    if output is not None:
+        from sweeps.report_html import write_study_page
+
+        page = write_study_page(study, output, storage)
+        console.print(f"wrote {page} (open it in any browser)", markup=False)
+    if parent is None:
+        console.print(f"not logged to MLflow: {missing}", markup=False)
+        return 0
+    tracker, parent_id = parent
     paths = log_study_report(tracker.client, parent_id, study)
     console.print(
         f"study {study.study_name} in {redact_url(storage)}: logged {', '.join(paths)} to MLflow "

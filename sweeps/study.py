@@ -29,6 +29,7 @@ from sweeps.sweep_config import OBJECTIVE, SweepConfig
 from sweeps.trial_runner import InProcessRunner, SubprocessRunner, TrialRunner
 from tracking import RunLogger, Tracker
 from tracking.runs import check_server
+from tracking.views import save_sweep_view
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # What a study searches; the trial budget, sampler and pruner may change between runs.
@@ -113,7 +114,16 @@ def parent_run(tracker: Tracker, study: optuna.Study, sweep: SweepConfig, storag
     tags = {"optuna.study": study.study_name, "mnist_sweeps.role": "study"}
     existing = tracker.find_runs(tags)
     if existing:
-        return tracker.resume_run(existing[0]).run_id
+        run_id = tracker.resume_run(existing[0]).run_id
+    else:
+        run_id = _new_parent_run(tracker, study, sweep, storage, tags)
+    save_sweep_view(tracker.client, tracker.experiment_id, sweep.space.to_dict())
+    return run_id
+
+
+def _new_parent_run(
+    tracker: Tracker, study: optuna.Study, sweep: SweepConfig, storage: str, tags: dict[str, str]
+) -> str:
     run = tracker.start_run(f"study-{study.study_name}", tags=tags)
     run.log_params(
         {

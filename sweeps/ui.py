@@ -13,6 +13,7 @@ from mnist_models.errors import ConfigError
 from sweeps.progress import console
 from sweeps.storage import local_path, redact_url
 from tracking.server import MlflowServer
+from tracking.views import experiment_url
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,9 +47,7 @@ def cmd_ui(args: argparse.Namespace, stop: threading.Event | None = None) -> int
     with server:
         console.print(f"MLflow UI for {redact_url(uri)} at [bold]{server.url}[/]")
         for experiment in MlflowClient(uri).search_experiments():
-            console.print(
-                f"  {experiment.name}: {server.url}/#/experiments/{experiment.experiment_id}"
-            )
+            console.print(f"  {experiment.name}: {experiment_url(server.url, experiment)}")
         console.print("Ctrl-C stops it")
         with contextlib.suppress(KeyboardInterrupt):
             (stop or threading.Event()).wait()

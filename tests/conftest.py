@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import Browser, find_chromium
 
 from mnist_models.config import DataConfig, TrainConfig
 from mnist_models.data import MnistData, Splits, load_from_folder, make_splits
@@ -67,3 +69,34 @@ def shrink(config: TrainConfig) -> TrainConfig:
     return config.replace(
         {"epochs": 2, "mlp.hidden_sizes": [32], "batch_size": 64, "lr": 0.003, "dropout": 0.1}
     )
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Keeps each phase's report on the test item, for fixtures that act on failure."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="module")
+def _chromium() -> Iterator[Browser]:
+    found = find_chromium()
+    if found is None:
+        if os.environ.get("MNIST_SWEEPS_REQUIRE_BROWSER"):
+            pytest.fail("no chromium/chromedriver, and MNIST_SWEEPS_REQUIRE_BROWSER is set")
+        pytest.skip("no chromium/chromedriver installed (apt install chromium chromium-driver)")
+    browser = Browser(*found)
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture
+def browser(_chromium: Browser, request: pytest.FixtureRequest) -> Iterator[Browser]:
+    """Headless Chromium; a failing test leaves a screenshot and its page's HTML behind."""
+    yield _chromium
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        folder = Path(os.environ.get("TEST_ARTIFACTS_DIR") or ROOT / "test-artifacts")
+        saved = _chromium.save_evidence(folder, request.node.name)
+        print(f"browser evidence: {', '.join(map(str, saved))}")

@@ -19,6 +19,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from mnist_models.errors import ConfigError
 from tracking.redact import redact_url
 from tracking.run_logger import RunLogger
+from tracking.views import KIND_TAG, MODEL_TRAINING
 
 
 class Tracker:
@@ -49,7 +50,9 @@ class Tracker:
                 self.client.restore_experiment(found.experiment_id)
             return found.experiment_id
         return self.client.create_experiment(
-            name, artifact_location=_artifact_location(self.tracking_uri, name)
+            name,
+            artifact_location=_artifact_location(self.tracking_uri, name),
+            tags={KIND_TAG: MODEL_TRAINING},  # the UI opens it on its runs, not on GenAI pages
         )
 
     def start_run(

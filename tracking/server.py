@@ -72,7 +72,9 @@ class MlflowServer:
             *("--artifacts-destination", self.artifacts.resolve().as_uri()),
             *("--host", self.host, "--port", str(self.port), "--workers", "1"),
         ]
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        # No job runner; no usage reports from a local tool (the user can still opt in).
+        env = {"MLFLOW_DISABLE_TELEMETRY": "true", **os.environ}
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         with open(self.log_file, "ab") as log:
             self._process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
+from cli_helpers import run_cli
 from mlflow import MlflowClient
 
 TINY = [
@@ -22,18 +20,6 @@ TINY = [
     "--set",
     "mlp.hidden_sizes=[32]",
 ]
-
-
-def run_cli(args: list[str], cwd: Path, mnist_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MNIST_DIR": str(mnist_dir), "MPLBACKEND": "Agg"}
-    return subprocess.run(
-        [sys.executable, "-m", "sweeps.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")

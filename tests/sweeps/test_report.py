@@ -165,5 +165,5 @@ def test_report_help_describes_every_flag(capsys: pytest.CaptureFixture[str]) ->
         main(["report", "--help"])
     assert exited.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--study", "--storage", "--tracking-uri", "--experiment"):
+    for flag in ("--study", "--storage", "--tracking-uri", "--experiment", "--output"):
         assert flag in text

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,6 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from cli_helpers import start_cli
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -32,18 +31,6 @@ TINY = [
     "--set",
     "mlp.hidden_sizes=[64]",
 ]
-
-
-def _cli(args: list[str], cwd: Path, mnist_dir: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "MNIST_DIR": str(mnist_dir), "MPLBACKEND": "Agg"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "sweeps.cli", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def _finish(process: subprocess.Popen[str]) -> str:
@@ -75,7 +62,9 @@ def test_three_local_workers_share_one_sqlite_study(tmp_path: Path, mnist_dir: P
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["sweep", "--study", "par", "--storage", storage, "--tracking-uri", tracking]
-    output = _finish(_cli([*args, "--workers", "3", "--trials", "7", *TINY], tmp_path, mnist_dir))
+    output = _finish(
+        start_cli([*args, "--workers", "3", "--trials", "7", *TINY], tmp_path, mnist_dir)
+    )
     assert "3 worker processes" in output
     study = optuna.load_study(study_name="par", storage=storage)
     real = _assert_exactly(7, study, tracking)
@@ -105,7 +94,7 @@ def test_a_sweep_and_two_joining_workers_on_postgresql(
     tmp_path: Path, mnist_dir: Path, pg_storage: str
 ) -> None:
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    sweep = _cli(
+    sweep = start_cli(
         [
             *("sweep", "--study", "pg", "--storage", pg_storage, "--tracking-uri", tracking),
             *("--trials", "8", *TINY),
@@ -119,7 +108,7 @@ def test_a_sweep_and_two_joining_workers_on_postgresql(
         time.sleep(0.2)
     # Joining workers name only the study and its storage: config and MLflow come from it.
     workers = [
-        _cli(["worker", "--study", "pg", "--storage", pg_storage], tmp_path, mnist_dir)
+        start_cli(["worker", "--study", "pg", "--storage", pg_storage], tmp_path, mnist_dir)
         for _ in range(2)
     ]
     for process in [sweep, *workers]:
@@ -132,7 +121,7 @@ def test_a_sweep_and_two_joining_workers_on_postgresql(
 
 def test_joining_a_missing_study_is_a_one_line_error(tmp_path: Path, mnist_dir: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    missing = _cli(["worker", "--study", "nope", "--storage", storage], tmp_path, mnist_dir)
+    missing = start_cli(["worker", "--study", "nope", "--storage", storage], tmp_path, mnist_dir)
     output, _ = missing.communicate(timeout=120)
     assert missing.returncode == 2
     assert output.strip().splitlines() == [

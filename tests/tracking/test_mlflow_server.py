@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from cli_helpers import run_cli
 from mlflow import MlflowClient
 
 from tracking.server import MlflowServer, free_port
 
 
-def _cli(args: list[str], cwd: Path, mnist_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MNIST_DIR": str(mnist_dir), "MPLBACKEND": "Agg"}
-    return subprocess.run(
-        [sys.executable, "-m", "sweeps.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_a_sweep_logs_into_a_tracking_server(tmp_path: Path, mnist_dir: Path) -> None:
     server = MlflowServer(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts")
     with server:
-        done = _cli(
+        done = run_cli(
             [
                 "sweep",
                 "--study",
@@ -75,7 +62,7 @@ def test_an_unreachable_tracking_server_fails_before_any_work(
 ) -> None:
     url = f"http://user:hunter2@127.0.0.1:{free_port()}"
     started = time.monotonic()
-    done = _cli(
+    done = run_cli(
         [
             "sweep",
             "--study",

@@ -1,0 +1,167 @@
+"""``mnist-sweep report --output DIR``: one self-contained HTML page of a study."""
+
+from __future__ import annotations
+
+import base64
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from sweeps.attrs import TRACKING_ATTR
+from sweeps.cli import main
+from sweeps.report_html import render_study_page, write_study_page
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class Page(HTMLParser):
+    """What a browser would fetch or show: every src/href, image data, table rows."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.images: list[bytes] = []
+        self.rows: list[list[str]] = []
+        self.best_rows = 0
+        self._cells: list[str] | None = None
+        self._in_cell = False
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        for key in ("src", "href"):
+            if found.get(key):
+                self.links.append(found[key] or "")
+        if tag == "img":
+            prefix = "data:image/png;base64,"
+            source = found.get("src") or ""
+            self.images.append(base64.b64decode(source.removeprefix(prefix)))
+        elif tag == "tr":
+            self._cells = []
+            self.best_rows += found.get("class") == "best"
+        elif tag in ("td", "th") and self._cells is not None:
+            self._cells.append("")
+            self._in_cell = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "tr" and self._cells is not None:
+            self.rows.append(self._cells)
+            self._cells = None
+        elif tag in ("td", "th"):
+            self._in_cell = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_cell and self._cells:
+            self._cells[-1] += data
+
+
+def _study(values: list[float]) -> optuna.Study:
+    study = optuna.create_study(study_name="page <&> test", direction="maximize")
+    space = {
+        "lr": FloatDistribution(1e-4, 1e-2, log=True),
+        "augment": CategoricalDistribution([True, False]),
+    }
+    for i, value in enumerate(values):
+        study.add_trial(
+            create_trial(
+                value=value,
+                params={"lr": 1e-3 * (i + 1), "augment": i % 2 == 0},
+                distributions=space,
+                intermediate_values={1: value - 0.05, 2: value},
+                user_attrs={"test_accuracy": value - 0.01, "mlflow_run_id": f"run{i}"},
+            )
+        )
+    study.add_trial(
+        create_trial(
+            state=TrialState.FAIL, params={"lr": 2e-3, "augment": True}, distributions=space
+        )
+    )
+    study.set_user_attr(
+        TRACKING_ATTR, {"experiment": "mnist-mlp", "tracking_uri": "http://u:hunter2@h:5000"}
+    )
+    return study
+
+
+def test_the_page_is_self_contained_and_shows_every_trial(tmp_path: Path) -> None:
+    study = _study([0.91, 0.95, 0.93])
+    path = write_study_page(study, tmp_path / "out", "postgresql://me:s3cret@db:5432/optuna")
+    assert path == tmp_path / "out" / "page_test.html"
+    text = path.read_text(encoding="utf-8")
+    page = Page(text)
+    assert page.links and all(link.startswith("data:image/png;base64,") for link in page.links)
+    assert "<script" not in text and "<link" not in text and "url(" not in text
+    assert len(page.images) == 4  # history, importances, parallel coordinate, intermediate values
+    assert all(image.startswith(PNG) and len(image) > 5000 for image in page.images)
+    header, *rows = page.rows
+    assert header[:3] == ["number", "state", "value"] and "lr" in header
+    assert [row[1] for row in rows] == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"]
+    assert [row[2] for row in rows[:3]] == ["0.91", "0.95", "0.93"]
+    assert page.best_rows == 1
+    assert "0.9500 (trial 1)" in text and "run1" in text
+    assert "page &lt;&amp;&gt; test" in text  # escaped, not markup
+    assert "s3cret" not in text and "hunter2" not in text
+    assert "postgresql://me:***@db:5432/optuna" in text
+    assert not list((tmp_path / "out").glob(".*partial"))
+
+
+def test_a_study_without_finished_trials_still_gets_a_page() -> None:
+    study = optuna.create_study(direction="maximize")
+    text = render_study_page(study, "sqlite:///optuna.db", {})
+    assert "No trials yet." in text and "<img" not in text
+    assert re.search(r"<dt>best value</dt><dd>-</dd>", text)
+
+
+@pytest.fixture
+def stored_study(tmp_path: Path) -> str:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = _study([0.8, 0.85])
+    copy = optuna.create_study(study_name="stored", storage=storage, direction="maximize")
+    for trial in study.trials:
+        copy.add_trial(trial)
+    copy.set_user_attr(
+        TRACKING_ATTR, {"experiment": "stored", "tracking_uri": f"sqlite:///{tmp_path / 'none.db'}"}
+    )
+    return storage
+
+
+def test_report_output_needs_no_mlflow_store(
+    stored_study: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "report",
+        "--study",
+        "stored",
+        "--storage",
+        stored_study,
+        "--output",
+        str(tmp_path / "html"),
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().err
+    assert "wrote " in out and "stored.html" in out
+    assert "not logged to MLflow: --tracking-uri" in out
+    assert Page((tmp_path / "html" / "stored.html").read_text()).best_rows == 1
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_report_output_still_fails_on_a_named_missing_store_or_a_file(
+    stored_study: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["report", "--study", "stored", "--storage", stored_study]
+    named = [
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'other.db'}",
+        "--output",
+        str(tmp_path / "h"),
+    ]
+    assert main([*base, *named]) == 2
+    assert "no such MLflow store" in capsys.readouterr().err
+    assert not (tmp_path / "h").exists()  # refused before anything was written
+    (tmp_path / "file").write_text("x")
+    assert main([*base, "--output", str(tmp_path / "file")]) == 2
+    assert "--output" in capsys.readouterr().err and (tmp_path / "file").read_text() == "x"

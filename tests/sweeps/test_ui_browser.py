@@ -1,0 +1,135 @@
+"""The MLflow UI of a real sweep, clicked through in headless Chromium like a user would.
+
+Skipped only where no Chromium is installed; ``.ci/run`` installs Debian's ``chromium`` and
+``chromium-driver`` and sets ``MNIST_SWEEPS_REQUIRE_BROWSER=1``, so CI fails instead of
+skipping. On failure each test leaves a screenshot and the page's HTML in
+``test-artifacts/`` (or ``$TEST_ARTIFACTS_DIR``).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_helpers import run_cli, start_cli
+from mlflow import MlflowClient
+
+from tracking.server import free_port
+
+pytestmark = pytest.mark.browser
+
+WAIT = 60  # seconds; the first page load compiles the UI's large bundle
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Path:
+    """A finished 2-trial MLP sweep in a temporary store."""
+    work = tmp_path_factory.mktemp("ui-sweep")
+    done = run_cli(
+        [
+            *("sweep", "--model", "mlp", "--trials", "2", "--epochs", "2", "--study", "ui"),
+            *("--storage", f"sqlite:///{work / 'optuna.db'}"),
+            *("--tracking-uri", f"sqlite:///{work / 'mlflow.db'}", "--experiment", "ui-check"),
+            *("--set", "data.train_size=2000", "--set", "data.test_size=500"),
+            *("--set", "mlp.hidden_sizes=[32]"),
+        ],
+        work,
+        mnist_dir,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return work
+
+
+@pytest.fixture(scope="module")
+def ui_url(swept: Path, mnist_dir: Path) -> Iterator[str]:
+    """``mnist-sweep ui`` on a free loopback port; yields the experiment URL it printed."""
+    port = free_port()
+    store = f"sqlite:///{swept / 'mlflow.db'}"
+    process = start_cli(["ui", "--tracking-uri", store, "--port", str(port)], swept, mnist_dir)
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:  # the URLs are printed once the server answers
+        lines.append(line)
+        if line.strip() == "Ctrl-C stops it" or process.poll() is not None:
+            break
+    found = re.search(r"ui-check: (http://127\.0\.0\.1:\d+/\S+)", "".join(lines))
+    try:
+        assert found, "".join(lines)
+        yield found.group(1)
+    finally:
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        output, _ = process.communicate(timeout=30)
+        assert process.returncode == 0, output
+        assert "stopped" in output
+        time.sleep(0.5)
+        left = subprocess.run(["pgrep", "-f", f"mlflow server .*--port {port}"], check=False)
+        assert left.returncode == 1, "a process of the UI outlived Ctrl-C"
+
+
+def test_experiment_page_lists_the_study_and_its_trials_with_key_columns(
+    ui_url: str, browser, swept: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    assert "127.0.0.1" in ui_url and "workflowType=machine_learning" in ui_url
+    browser.get(ui_url)
+    parent = browser.until_link("study-ui")
+    headers = {cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "[role=columnheader]")}
+    assert {"val_accuracy", "test_accuracy", "lr", "batch_size"} <= headers, headers
+    cell = parent.find_element(By.XPATH, "./ancestor::*[@role='gridcell'][1]")
+    cell.find_element(By.TAG_NAME, "button").click()  # the parent's expander: shows its trials
+    names = [browser.until_link(f"trial-00{n}").text for n in (0, 1)]
+    for name in names:  # names that sort and read well
+        assert re.fullmatch(r"trial-00\d lr=[\d.e-]+ bs=\d+ do=[\d.]+ (aug|no-aug)", name), name
+    client = MlflowClient(f"sqlite:///{swept / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("ui-check")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.info.run_name for run in runs) == sorted([*names, "study-ui"])
+
+
+def test_a_trial_shows_its_confusion_matrix_and_metric_charts(ui_url: str, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(ui_url)
+    parent = browser.until_link("study-ui")
+    parent.find_element(By.XPATH, "./ancestor::*[@role='gridcell'][1]//button").click()
+    browser.until_link("trial-000").click()
+    browser.until_text("Artifacts").click()
+    browser.until_text("confusion_matrix.png").click()
+    image = browser.until(  # the preview: the PNG itself, decoded by the browser
+        lambda page: next(
+            (
+                img
+                for img in page.find_elements(By.CSS_SELECTOR, "img[alt='confusion_matrix.png']")
+                if page.execute_script("return arguments[0].naturalWidth", img) > 100
+            ),
+            None,
+        )
+    )
+    assert image.is_displayed()
+    assert browser.find_elements(By.XPATH, "//*[text()='curves.png']")
+    assert browser.find_elements(By.XPATH, "//*[text()='misclassified.png']")
+    browser.until_text("Model metrics").click()
+    search = browser.until(  # charts render only when scrolled to: search for the one we want
+        lambda page: next(
+            iter(page.find_elements(By.CSS_SELECTOR, "input[placeholder*='Search metric']")), None
+        )
+    )
+    search.send_keys("val_accuracy")
+    browser.until(
+        lambda page: (
+            [
+                plot
+                for plot in page.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")
+                if plot.is_displayed()
+            ]
+            and page.find_elements(By.XPATH, "//*[normalize-space(text())='val_accuracy']")
+            and page.find_elements(By.XPATH, "//*[contains(text(), '(val_accuracy)')]")  # a legend
+        )
+    )
