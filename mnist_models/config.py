@@ -8,6 +8,7 @@ users address fields with dotted keys (``lr``, ``mlp.hidden_sizes``, ``data.trai
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -376,7 +377,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, bytes that are not UTF-8, a 5,000-digit integer
         raise ConfigError(f"{path}: malformed TOML ({exc})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
@@ -404,9 +405,9 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any, source: str = "overri
         if depth == len(parts) - 1:
             node[part] = value
         else:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
+            if not _is_section(parts[: depth + 1]):  # e.g. 'lr.x', or 'data.train_size.x'
                 raise ConfigError(f"{source}: {'.'.join(parts[: depth + 1])!r} is not a section")
+            node = node.setdefault(part, {})
 
 
 def config_keys() -> list[str]:
@@ -419,6 +420,13 @@ def config_keys() -> list[str]:
 
 def _section_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+def _is_section(path: list[str]) -> bool:
+    cls: Any = TrainConfig
+    for part in path:
+        cls = _section_types(cls)[part]
+    return isinstance(cls, type) and dataclasses.is_dataclass(cls)
 
 
 def _known_keys(path: list[str]) -> set[str]:
@@ -492,7 +500,13 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             _fail(name, value, "a number")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the float range
+            number = math.inf
+        if not math.isfinite(number):
+            _fail(name, value, "a finite number")
+        return number
     if kind is str:
         if not isinstance(value, str):
             _fail(name, value, "a string")

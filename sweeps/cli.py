@@ -17,7 +17,7 @@ from mnist_models.errors import ConfigError, DataError, MnistSweepsError
 from mnist_models.training import load_splits
 from sweeps.export import register as register_export
 from sweeps.objective import short_params
-from sweeps.progress import EpochPrinter, console
+from sweeps.progress import EpochPrinter, console, quiet_expected_trial_ends
 from sweeps.report import register as register_report
 from sweeps.reproduce import register as register_reproduce
 from sweeps.storage import redact_url
@@ -25,7 +25,7 @@ from sweeps.study import SweepSettings, run_sweep
 from sweeps.sweep_config import PRUNERS, SweepConfig, parse_overrides
 from sweeps.ui import register as register_ui
 from sweeps.workers import register as register_worker
-from tracking import Tracker, train_and_end
+from tracking import Tracker, TrackingUnavailableWarning, train_and_end
 
 EXIT_CONFIG = 2
 
@@ -157,6 +157,8 @@ def resolve_sweep(args: argparse.Namespace, **settings: Any) -> SweepConfig:
     else:
         sweep = SweepConfig.for_model(args.model or "mlp")
     overrides = parse_overrides(args.overrides)
+    if args.model and "model" in overrides:
+        raise ConfigError("--model conflicts with --set model=...")
     for flag, key in (
         ("epochs", "epochs"),
         ("train_size", "data.train_size"),
@@ -174,7 +176,7 @@ def resolve_sweep(args: argparse.Namespace, **settings: Any) -> SweepConfig:
 def cmd_sweep(args: argparse.Namespace) -> int:
     if args.trials is not None and args.trials < 1:
         raise ConfigError(f"--trials {args.trials}: expected >= 1")
-    if args.timeout is not None and args.timeout <= 0:
+    if args.timeout is not None and not args.timeout > 0:  # NaN too
         raise ConfigError(f"--timeout {args.timeout}: expected > 0 seconds")
     sweep = resolve_sweep(args, pruner=args.pruner, trials=args.trials)
     study_name = args.study or f"mnist-{sweep.base.model}"
@@ -239,10 +241,16 @@ _default_showwarning = warnings.showwarning
 
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
     """Shows the dataset fallback as one plain, visible line; other warnings as usual."""
-    if issubclass(category, DatasetFallbackWarning):
-        console.print(f"[yellow bold]warning:[/] {message}")
+    if issubclass(category, (DatasetFallbackWarning, TrackingUnavailableWarning)):
+        console.print(f"[yellow bold]warning:[/] {message}", highlight=False)
     else:
         _default_showwarning(message, category, *args, **kwargs)
+
+
+def _print_error(kind: str, exc: BaseException) -> None:
+    """One line, as written: control characters (a newline in a key) escaped, no emoji codes."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(exc))
+    console.print(f"mnist-sweep: {kind}: {text}", markup=False, emoji=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -250,17 +258,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what Optuna does
+    quiet_expected_trial_ends()
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # store creation/migration chatter
+    # One "Retrying ..." line per backoff step: an outage is reported once, by the run logger.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     try:
         return int(args.handler(args))
     except ConfigError as exc:
-        console.print(f"mnist-sweep: error: {exc}", markup=False)
+        _print_error("error", exc)
         return EXIT_CONFIG
     except DataError as exc:
-        console.print(f"mnist-sweep: data error: {exc}", markup=False)
+        _print_error("data error", exc)
         return 1
     except MnistSweepsError as exc:
-        console.print(f"mnist-sweep: error: {exc}", markup=False)
+        _print_error("error", exc)
         return 1
     except KeyboardInterrupt:
         console.print("interrupted; re-run the same command to resume", markup=False)

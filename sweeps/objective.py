@@ -58,10 +58,13 @@ class Objective:
         self.parent_run_id = parent_run_id
         self.study_name = study_name
         self.budget = budget
+        # Runs whose tracking failed mid-trial: id -> (Optuna state, why), closed when it can be.
+        self._unclosed: dict[str, tuple[str, str]] = {}
 
     def __call__(self, trial: optuna.Trial) -> float:
         if self.budget is not None:
             self.budget.check(trial)  # before anything is sampled, trained or logged
+        self._close_unclosed_runs()
         params = self.sweep.space.sample(trial)
         config = self.sweep.base.replace(params, source=f"trial {trial.number}")
         trial.set_user_attr("config", config.to_dict())
@@ -79,8 +82,10 @@ class Objective:
                 **({} if retry_of is None else {"optuna.retry_of": retry_of}),
             },
             parent_run_id=self.parent_run_id,
+            keep_going=True,  # a tracking outage costs the run, never the trial
         )
-        trial.set_user_attr("mlflow_run_id", run.run_id)
+        if run.run_id is not None:
+            trial.set_user_attr("mlflow_run_id", run.run_id)
         try:
             result = self.runner.run(trial, config, run, name)
         except TrialFailed as exc:
@@ -98,17 +103,46 @@ class Objective:
         trial.set_user_attr("test_accuracy", result.test_accuracy)
         trial.set_user_attr("epochs_trained", result.epochs_trained)
         value = result.val_accuracy
+        state = "PRUNED" if result.stopped_early else "COMPLETE"
         if result.stopped_early:
             # A pruned trial is visibly not a finished one: KILLED status and its own state tag.
-            _close(run, "PRUNED", "KILLED", {"pruned_at_epoch": result.epochs_trained})
+            _close(run, state, "KILLED", {"pruned_at_epoch": result.epochs_trained})
+        else:
+            _close(run, state, "FINISHED", {})
+        self._note_tracking_failure(trial, run, name, state)
+        if result.stopped_early:
             console.print(f"{name}: pruned at epoch {result.epochs_trained} (val acc {value:.4f})")
             raise optuna.TrialPruned(result.stop_reason)
-        _close(run, "COMPLETE", "FINISHED", {})
         console.print(
             f"{name}: val acc [bold]{value:.4f}[/] test acc {result.test_accuracy:.4f} "
             f"({result.seconds:.1f}s)"
         )
         return value
+
+    def _note_tracking_failure(
+        self, trial: optuna.Trial, run: RunLogger, name: str, state: str
+    ) -> None:
+        """Keeps the trial's Optuna record whole and says which MLflow run is incomplete."""
+        if run.failure is None:
+            return
+        trial.set_user_attr("mlflow_error", run.failure)
+        console.print(
+            f"[yellow]{name}: MLflow run {run.run_id or '(not created)'} is incomplete "
+            f"({run.failure}); the trial's result is kept in Optuna[/]"
+        )
+        if run.run_id is not None:
+            self._unclosed[run.run_id] = (state, run.failure)
+
+    def _close_unclosed_runs(self) -> None:
+        """Ends, as FAILED, runs whose tracking failed mid-trial, once the store answers again."""
+        if not self._unclosed or not self.tracker.answers():
+            return
+        for run_id, (state, failure) in list(self._unclosed.items()):
+            closing = RunLogger(self.tracker.client, run_id)
+            closing.set_tags({"optuna.state": state, "tracking_failure": failure})
+            closing.end("FAILED")
+            if closing.failure is None:
+                del self._unclosed[run_id]
 
 
 def _close(run: RunLogger, state: str, status: str, tags: dict[str, Any]) -> None:

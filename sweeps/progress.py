@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
@@ -9,8 +12,33 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mnist_models.callbacks import Callback, EpochResult
 from mnist_models.config import TrainConfig
+from mnist_models.errors import TrialFailed
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _ExpectedTrialEnds(logging.Filter):
+    """Drops Optuna's traceback for a trial that ended the way a sweep expects.
+
+    A diverged trial or a Ctrl-C already gets its own one-line message (and the trial's MLflow
+    run a ``failure_reason``); Optuna would add a 30-line traceback to each. Failures nobody
+    expects keep Optuna's report, traceback included.
+    """
+
+    _NO_VALUE = re.compile(r"Trial \d+ failed with value None\.$")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, (KeyboardInterrupt, TrialFailed)):
+            return False
+        return not self._NO_VALUE.match(record.getMessage())
+
+
+def quiet_expected_trial_ends() -> None:
+    """Installs :class:`_ExpectedTrialEnds` on Optuna's optimize loop (once per process)."""
+    optimize = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _ExpectedTrialEnds) for f in optimize.filters):
+        optimize.addFilter(_ExpectedTrialEnds())
 
 
 class EpochPrinter(Callback):

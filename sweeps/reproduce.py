@@ -165,7 +165,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     tags = {"reproduces": args.run_id, "mnist_sweeps.role": "reproduce", "model": config.model}
     run = tracker.start_run(label, tags=tags)
     train_and_end(run, config, splits, [EpochPrinter(label)])
-    new = client.get_run(run.run_id)
+    new = client.get_run(run.id)
     console.print(comparison_table(original, new))
     if original.data.tags.get("optuna.state") == "PRUNED":
         console.print(

@@ -94,7 +94,7 @@ def _run(
     run = tracker.start_run(f"reported-{entry.id}{suffix}", tags=tags)
     printer = EpochPrinter(f"{entry.id}{suffix}", every=max(1, config.epochs // 10))
     result = train_and_end(run, config, splits_for(config), [printer])
-    return result, run.run_id
+    return result, run.id
 
 
 def table(rows: list[Row], corrected: bool) -> Table:

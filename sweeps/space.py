@@ -69,6 +69,17 @@ class FloatParam(_RangeParam):
     def suggest(self, trial: optuna.Trial) -> float:
         return trial.suggest_float(self.name, self.low, self.high, log=self.log)
 
+    def candidates(self) -> list[Any]:
+        # As floats, like every value drawn: integer bounds must not pass for an integer key.
+        return [_as_float(self.low), _as_float(self.high)]
+
+
+def _as_float(value: float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer bound beyond the float range
+        return float("inf") if value > 0 else float("-inf")
+
 
 @dataclass(frozen=True)
 class IntParam(_RangeParam):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import optuna
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial
+from sqlalchemy.exc import SQLAlchemyError
 
 from mnist_models.errors import ConfigError
 from tracking.redact import redact_url
@@ -65,18 +67,25 @@ def open_storage(
         local.parent.mkdir(parents=True, exist_ok=True)  # like the file itself, made on demand
     if kind == "rdb":
         engine_kwargs = _SQLITE_ENGINE if url.startswith("sqlite") else None
-        if dead_trial_callback is None:
-            storage = optuna.storages.RDBStorage(url, engine_kwargs)
-        else:
-            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = optuna.storages.RDBStorage(
-                    url,
-                    engine_kwargs,
-                    heartbeat_interval=heartbeat_interval,
-                    grace_period=grace_period,
-                    heartbeat_stale_trial_callback=dead_trial_callback,
-                )
+        try:
+            if dead_trial_callback is None:
+                storage = optuna.storages.RDBStorage(url, engine_kwargs)
+            else:
+                with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    storage = optuna.storages.RDBStorage(
+                        url,
+                        engine_kwargs,
+                        heartbeat_interval=heartbeat_interval,
+                        grace_period=grace_period,
+                        heartbeat_stale_trial_callback=dead_trial_callback,
+                    )
+        except (SQLAlchemyError, ImportError, RuntimeError, ValueError) as exc:
+            # Unreachable server, unknown host, database or role, rejected password, missing
+            # driver, bad port: one line naming the URL, never a traceback or the password.
+            raise ConfigError(
+                f"--storage {redact_url(url)!r}: cannot open it ({_reason(exc, url)})"
+            ) from None
         if local is not None:
             use_write_ahead_log(local)
         return storage
@@ -86,6 +95,19 @@ def open_storage(
 # Several worker processes on one SQLite file (optuna issue 820, "database is locked"): wait for
 # the lock instead of failing at once, and let readers proceed beside the writer (WAL).
 _SQLITE_ENGINE = {"connect_args": {"timeout": 60}}
+
+
+def _reason(exc: BaseException, url: str) -> str:
+    """The first line of the driver's error, with the URL's password masked."""
+    cause = getattr(exc, "orig", None) or exc.__cause__ or exc
+    text = f"{type(cause).__name__}: {cause}".strip().splitlines()[0]
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(str(secret), "***")
+    return text
 
 
 def local_path(url: str) -> Path | None:

@@ -28,6 +28,7 @@ from sweeps.storage import default_storage, open_storage, redact_url, storage_ki
 from sweeps.sweep_config import OBJECTIVE, SweepConfig
 from sweeps.trial_runner import InProcessRunner, SubprocessRunner, TrialRunner
 from tracking import RunLogger, Tracker
+from tracking.redact import redact_text
 from tracking.runs import check_server
 from tracking.views import save_sweep_view
 
@@ -114,7 +115,7 @@ def parent_run(tracker: Tracker, study: optuna.Study, sweep: SweepConfig, storag
     tags = {"optuna.study": study.study_name, "mnist_sweeps.role": "study"}
     existing = tracker.find_runs(tags)
     if existing:
-        run_id = tracker.resume_run(existing[0]).run_id
+        run_id = tracker.resume_run(existing[0]).id
     else:
         run_id = _new_parent_run(tracker, study, sweep, storage, tags)
     save_sweep_view(tracker.client, tracker.experiment_id, sweep.space.to_dict())
@@ -136,8 +137,8 @@ def _new_parent_run(
         }
     )
     run.set_tags({"optuna.storage": redact_url(storage)})
-    run.client.log_dict(run.run_id, sweep.to_dict(), "sweep_config.json")
-    return run.run_id
+    run.client.log_dict(run.id, sweep.to_dict(), "sweep_config.json")
+    return run.id
 
 
 def run_sweep(
@@ -159,10 +160,11 @@ def run_sweep(
     check_server(settings.tracking_uri or "")  # an unreachable server fails in seconds
     splits_for = splits_for or SplitsCache(settings.data_dir)
     splits_for(sweep.base)  # missing or corrupt data, or a too-large slice, fails before any record
+    dead_trials = DeadTrialHandler()
+    optuna_storage = open_storage(storage, dead_trials)  # a bad database fails before MLflow writes
     tracker = Tracker(settings.experiment or settings.study, settings.tracking_uri)
+    dead_trials.client = tracker.client
     settings = dataclasses.replace(settings, storage=storage)
-    dead_trials = DeadTrialHandler(tracker.client)
-    optuna_storage = open_storage(storage, dead_trials)
     study = load_or_create_study(sweep, settings, optuna_storage)
     target = settings.trials or sweep.trials
     study.set_user_attr(TARGET_ATTR, target)  # what a joining `worker` aims for
@@ -248,18 +250,21 @@ def finish(tracker: Tracker, parent_id: str, study: optuna.Study, status: str | 
 
     Errors here are printed in one line and swallowed: they never hide the sweep's outcome.
     """
-    _quietly("study summary", _summarise, tracker, parent_id, study)
+    if not _quietly("study summary", _summarise, tracker, parent_id, study):
+        return  # the store is gone: each further step would wait out its retries again
     _quietly("study report", log_study_report, tracker.client, parent_id, study)
     if status is not None:
-        tracker.client.set_terminated(parent_id, status=status)
+        _quietly("parent run status", tracker.client.set_terminated, parent_id, status)
 
 
-def _quietly(what: str, step: Callable[..., object], *args: object) -> None:
+def _quietly(what: str, step: Callable[..., object], *args: object) -> bool:
     try:
         step(*args)
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        console.print(f"warning: {what} not logged: {reason}", markup=False)
+        reason = redact_text(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        console.print(f"warning: {what} not logged to MLflow: {reason}", markup=False)
+        return False
+    return True
 
 
 def _summarise(tracker: Tracker, parent_id: str, study: optuna.Study) -> None:

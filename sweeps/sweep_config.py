@@ -64,6 +64,9 @@ class SweepConfig:
                 raise ConfigError(
                     f"unknown section {sorted(unknown)[0]!r} (expected {sorted(SECTIONS)})"
                 )
+            for section in sorted(SECTIONS & set(document)):
+                if not isinstance(document[section], Mapping):
+                    raise ConfigError(f"{section}: expected a table, got {document[section]!r}")
             settings = dict(document.get("sweep", {}))
             for key, value in settings.items():
                 kind = SWEEP_KEYS.get(key)

@@ -182,7 +182,7 @@ def _child_main(
     conn: Connection,
     config_dict: dict[str, Any],
     tracking_uri: str,
-    run_id: str,
+    run_id: str | None,
     name: str,
     data_dir: str | None,
 ) -> None:

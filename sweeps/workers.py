@@ -19,7 +19,7 @@ import optuna
 
 from mnist_models.errors import ConfigError, MnistSweepsError
 from sweeps.attrs import CONFIG_ATTR, TRACKING_ATTR
-from sweeps.progress import console
+from sweeps.progress import console, quiet_expected_trial_ends
 from sweeps.pruning import make_pruner
 from sweeps.recovery import DeadTrialHandler, fail_dead_local_trials
 from sweeps.storage import local_path, open_storage, redact_url, storage_kind
@@ -153,6 +153,7 @@ def _worker_main(settings: SweepSettings, threads: int) -> None:
     from threadpoolctl import threadpool_limits
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_expected_trial_ends()
     try:
         with threadpool_limits(limits=threads):  # numpy is already imported: limit it too
             join_study(settings, summarise=False)

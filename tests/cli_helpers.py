@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,8 @@ def cli_command(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "sweeps.cli", *args]
 
 
-def cli_env(mnist_dir: Path) -> dict[str, str]:
-    return {**os.environ, "MNIST_DIR": str(mnist_dir), "MPLBACKEND": "Agg"}
+def cli_env(mnist_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "MNIST_DIR": str(mnist_dir), "MPLBACKEND": "Agg", **(extra or {})}
 
 
 def run_cli(
@@ -30,13 +31,28 @@ def run_cli(
     )
 
 
-def start_cli(args: list[str], cwd: Path, mnist_dir: Path) -> subprocess.Popen[str]:
-    """Starts one command in the background, stdout and stderr merged into one pipe."""
+def start_cli(
+    args: list[str],
+    cwd: Path,
+    mnist_dir: Path,
+    env: dict[str, str] | None = None,
+    interruptible: bool = False,
+) -> subprocess.Popen[str]:
+    """Starts one command in the background, stdout and stderr merged into one pipe.
+
+    ``interruptible`` gives the command Ctrl-C's default handling even where the tests run
+    as a background job, whose children inherit an ignored SIGINT.
+    """
     return subprocess.Popen(
         cli_command(args),
         cwd=cwd,
-        env=cli_env(mnist_dir),
+        env=cli_env(mnist_dir, env),
+        preexec_fn=_default_sigint if interruptible else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -22,3 +22,11 @@ def redact_url(url: str | None) -> str:
     netloc = parts.netloc.rsplit("@", 1)
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
+
+
+_CREDENTIALS_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@")
+
+
+def redact_text(text: str) -> str:
+    """:func:`redact_url` for every URL inside ``text`` (an error message, a log line)."""
+    return _CREDENTIALS_IN_TEXT.sub(r"\1:***@", text)

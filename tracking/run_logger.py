@@ -3,6 +3,10 @@
 Everything goes through an explicit :class:`mlflow.MlflowClient` and run id, never the fluent
 "active run", so nesting is stated (``mlflow.parentRunId``) rather than inferred, and several
 runs can be written from one process.
+
+Tracking never costs a result: when the store fails (a server gone, a disk full) after
+MLflow's own retries, the run logger warns once with the run's id, stops writing to that run
+and lets training finish, so a sweep still records the trial's value in Optuna.
 """
 
 from __future__ import annotations
@@ -10,9 +14,9 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from mlflow import MlflowClient
@@ -26,36 +30,97 @@ from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
 from mnist_models.training import TrainResult, train
 from tracking.figures import confusion_matrix_figure, curves_figure, misclassified_figure
+from tracking.redact import redact_text
 
 _MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+# What a tracking store raises when it cannot write (HTTP errors are OSErrors); anything else
+# is a bug and propagates.
+TRACKING_ERRORS: tuple[type[Exception], ...] = (MlflowException, OSError)
+_T = TypeVar("_T")
+
+
+class TrackingUnavailableWarning(UserWarning):
+    """The tracking store failed; the run named in the message is incomplete."""
+
+
+_LOCK_WAITS_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # between attempts, each waiting up to 20 s itself
+
+
+def with_lock_retries(call: Callable[[], _T]) -> _T:
+    """Runs ``call``, retrying with backoff while a local SQLite store is locked.
+
+    Several workers write one SQLite file; on a loaded machine a writer can hold the lock
+    beyond the 20 s MLflow's store waits for it. That is transient, like a server's 503.
+    """
+    for wait in (*_LOCK_WAITS_S, None):
+        try:
+            return call()
+        except MlflowException as exc:
+            if wait is None or "database is locked" not in str(exc):
+                raise
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def tracking_failure(what: str, exc: BaseException) -> str:
+    """One line, credentials redacted: ``log_epoch: ConnectionError: ...``."""
+    # SQLAlchemy may open with a note on autoflush; the cause is the next line.
+    lines = [line for line in str(exc).splitlines() if line.strip()] or [""]
+    cause = next((line for line in lines if not line.startswith("(raised as a result")), lines[0])
+    return redact_text(f"{what}: {type(exc).__name__}: {cause.strip()}")[:500]
 
 
 class RunLogger:
-    """Writes one run's content. Created by :class:`tracking.runs.Tracker`."""
+    """Writes one run's content. Created by :class:`tracking.runs.Tracker`.
 
-    def __init__(self, client: MlflowClient, run_id: str) -> None:
+    Args:
+        client: The tracking store's client.
+        run_id: The run; ``None`` when it could not be created (then nothing is logged).
+        failure: Why this run is not written to any more (set by the first store error).
+    """
+
+    def __init__(
+        self, client: MlflowClient, run_id: str | None, failure: str | None = None
+    ) -> None:
         self.client = client
         self.run_id = run_id
+        self.failure = failure if run_id is not None else failure or "the run was never created"
+
+    def _write(self, what: str, call: Callable[[], _T]) -> _T | None:
+        """Runs one write to the store; the first failure is warned about, later ones skipped."""
+        if self.failure is not None:
+            return None
+        try:
+            return with_lock_retries(call)
+        except TRACKING_ERRORS as exc:
+            self.failure = tracking_failure(what, exc)
+            warnings.warn(
+                TrackingUnavailableWarning(
+                    f"MLflow run {self.run_id}: {self.failure}; nothing more is logged to this "
+                    "run, training goes on"
+                ),
+                stacklevel=3,
+            )
+            return None
 
     # -- inputs --------------------------------------------------------------------------
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Logs params in one batch (lists and bools rendered as TOML-like strings)."""
-        self.client.log_batch(
-            self.run_id,
-            params=[Param(key, _param_text(value)) for key, value in params.items()],
-        )
+        batch = [Param(key, _param_text(value)) for key, value in params.items()]
+        self._write("log_params", lambda: self.client.log_batch(self.id, params=batch))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         if tags:
-            self.client.log_batch(
-                self.run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()]
-            )
+            batch = [RunTag(key, str(value)) for key, value in tags.items()]
+            self._write("set_tags", lambda: self.client.log_batch(self.id, tags=batch))
 
     def log_config(self, config: TrainConfig) -> None:
         """The resolved config as params and as ``config.toml`` (the file ``reproduce`` reads)."""
         self.log_params(config.flat())
-        self.client.log_text(self.run_id, config.to_toml(), "config.toml")
+        self._write(
+            "config.toml", lambda: self.client.log_text(self.id, config.to_toml(), "config.toml")
+        )
 
     def log_dataset(self, splits: Splits) -> None:
         """Records which images were used (name, source, digest, sizes) as run inputs."""
@@ -86,7 +151,7 @@ class RunLogger:
                     tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)],
                 )
             )
-        self.client.log_inputs(self.run_id, datasets=inputs)
+        self._write("log_inputs", lambda: self.client.log_inputs(self.id, datasets=inputs))
         self.set_tags(
             {
                 "dataset.name": info.name,
@@ -101,13 +166,8 @@ class RunLogger:
     def log_epoch(self, event: EpochResult) -> None:
         """All metrics of one epoch in a single ``log_batch`` call (step = epoch)."""
         now = int(time.time() * 1000)
-        self.client.log_batch(
-            self.run_id,
-            metrics=[
-                Metric(key, float(value), now, event.epoch)
-                for key, value in event.metrics().items()
-            ],
-        )
+        batch = [Metric(k, float(v), now, event.epoch) for k, v in event.metrics().items()]
+        self._write(f"epoch {event.epoch}", lambda: self.client.log_batch(self.id, metrics=batch))
 
     def epoch_callback(self) -> Callback:
         """A training callback that logs each epoch to this run."""
@@ -117,6 +177,9 @@ class RunLogger:
 
     def log_result(self, result: TrainResult) -> None:
         """Final test metrics, per-class accuracy, confusion matrix (PNG + JSON), figures."""
+        self._write("results", partial(self._log_result, result))
+
+    def _log_result(self, result: TrainResult) -> None:
         test = result.test
         metrics = {
             "test_accuracy": test.accuracy,
@@ -128,17 +191,17 @@ class RunLogger:
             metrics[f"test_accuracy_digit_{digit}"] = float(value)
         now = int(time.time() * 1000)
         self.client.log_batch(
-            self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
+            self.id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
         )
-        self.client.log_dict(self.run_id, test.summary(), "confusion_matrix.json")
-        self.client.log_figure(self.run_id, confusion_matrix_figure(test), "confusion_matrix.png")
+        self.client.log_dict(self.id, test.summary(), "confusion_matrix.json")
+        self.client.log_figure(self.id, confusion_matrix_figure(test), "confusion_matrix.png")
         if result.history:
-            self.client.log_figure(self.run_id, curves_figure(result.history), "curves.png")
+            self.client.log_figure(self.id, curves_figure(result.history), "curves.png")
             epochs = [event.metrics() | {"epoch": event.epoch} for event in result.history]
-            self.client.log_dict(self.run_id, {"epochs": epochs}, "history.json")
+            self.client.log_dict(self.id, {"epochs": epochs}, "history.json")
         if (test.predictions != test.labels).any():
             self.client.log_figure(
-                self.run_id,
+                self.id,
                 misclassified_figure(result.splits.x_test, test),
                 "misclassified.png",
             )
@@ -149,6 +212,9 @@ class RunLogger:
         The flavour only writes through the fluent API, so the run is resumed for the call with
         the tracking URI of this logger, and the caller's fluent state is restored after.
         """
+        self._write("keras model", partial(self._log_keras_model, model, example, name))
+
+    def _log_keras_model(self, model: Any, example: np.ndarray, name: str) -> None:
         import keras
         import mlflow
         import mlflow.keras
@@ -157,7 +223,7 @@ class RunLogger:
         previous = mlflow.get_tracking_uri()
         mlflow.set_tracking_uri(self.client.tracking_uri)
         try:
-            with mlflow.start_run(run_id=self.run_id):
+            with mlflow.start_run(run_id=self.id):
                 signature = infer_signature(example, model.predict(example, verbose=0))
                 mlflow.keras.log_model(
                     model,
@@ -166,13 +232,20 @@ class RunLogger:
                     # Declared, not inferred: inference re-imports the model in a subprocess.
                     pip_requirements=[f"keras=={keras.__version__}"],
                 )
-            self.client.update_run(self.run_id, status="RUNNING")  # the caller ends the run
+            self.client.update_run(self.id, status="RUNNING")  # the caller ends the run
         finally:
             mlflow.set_tracking_uri(previous)
 
     def end(self, status: str = "FINISHED") -> None:
         """Closes the run with an MLflow status (FINISHED, FAILED or KILLED)."""
-        self.client.set_terminated(self.run_id, status=status)
+        self._write("end", lambda: self.client.set_terminated(self.id, status=status))
+
+    @property
+    def id(self) -> str:
+        """The run's id, for a run that exists (``run_id`` may be ``None``)."""
+        if self.run_id is None:
+            raise RuntimeError(f"no MLflow run: {self.failure}")
+        return self.run_id
 
 
 class _EpochLogger(Callback):

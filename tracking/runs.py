@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import os
 import re
 import sqlite3
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
@@ -18,7 +21,13 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from mnist_models.errors import ConfigError
 from tracking.redact import redact_url
-from tracking.run_logger import RunLogger
+from tracking.run_logger import (
+    TRACKING_ERRORS,
+    RunLogger,
+    TrackingUnavailableWarning,
+    tracking_failure,
+    with_lock_retries,
+)
 from tracking.views import KIND_TAG, MODEL_TRAINING
 
 
@@ -37,6 +46,11 @@ class Tracker:
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.tracking_uri = self.client.tracking_uri
         check_server(self.tracking_uri)
+        if urlparse(self.tracking_uri).scheme in ("http", "https"):
+            bounded_http_retries()
+        if urlsplit(self.tracking_uri).password is not None:
+            # MLflow prints "View run <name> at: <URI>/#/..." at each run's end, password included.
+            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         self.experiment_name = experiment
         self.experiment_id = self._experiment_id(experiment)
         database = _sqlite_file(self.tracking_uri)
@@ -60,18 +74,49 @@ class Tracker:
         name: str,
         tags: Mapping[str, Any] | None = None,
         parent_run_id: str | None = None,
+        keep_going: bool = False,
     ) -> RunLogger:
-        """Creates a RUNNING run, nested under ``parent_run_id`` when given."""
+        """Creates a RUNNING run, nested under ``parent_run_id`` when given.
+
+        Args:
+            name: The run's name.
+            tags: Its tags.
+            parent_run_id: The run to nest it under.
+            keep_going: If the store fails, warn and return a logger that records nothing,
+                so that the caller's training goes on (sweep trials); otherwise raise.
+        """
         all_tags = {key: str(value) for key, value in (tags or {}).items()}
         if parent_run_id is not None:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        try:
+            run = with_lock_retries(
+                lambda: self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+            )
+        except TRACKING_ERRORS as exc:
+            if not keep_going:
+                raise
+            failure = tracking_failure("create_run", exc)
+            warnings.warn(
+                TrackingUnavailableWarning(
+                    f"MLflow run {name!r} not created: {failure}; training goes on unlogged"
+                ),
+                stacklevel=2,
+            )
+            return RunLogger(self.client, None, failure)
         return RunLogger(self.client, run.info.run_id)
 
     def resume_run(self, run_id: str) -> RunLogger:
         """Reopens an existing run (for example a study's parent run after a restart)."""
         self.client.update_run(run_id, status="RUNNING")
         return RunLogger(self.client, run_id)
+
+    def answers(self) -> bool:
+        """Whether the store answers right now (a 2-second health check of a server)."""
+        try:
+            check_server(self.tracking_uri, timeout=2)
+        except ConfigError:
+            return False
+        return True
 
     def find_runs(self, tags: Mapping[str, str]) -> list[str]:
         """Run ids of this experiment carrying all ``tags`` (oldest first)."""
@@ -99,7 +144,7 @@ def check_server(tracking_uri: str, timeout: float = 10.0) -> None:
         return
     shown = redact_url(tracking_uri)
     try:
-        with urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=timeout) as reply:
+        with urllib.request.urlopen(_health_request(tracking_uri), timeout=timeout) as reply:
             if reply.status != 200:
                 raise ConfigError(f"--tracking-uri {shown}: /health answered {reply.status}")
     except (urllib.error.URLError, OSError) as exc:
@@ -107,6 +152,32 @@ def check_server(tracking_uri: str, timeout: float = 10.0) -> None:
         raise ConfigError(
             f"--tracking-uri {shown}: MLflow server not reachable ({reason})"
         ) from None
+
+
+def _health_request(tracking_uri: str) -> urllib.request.Request:
+    """The server's ``/health``; ``user:password@`` in the URI is sent as basic auth, as
+    MLflow's own client does (urllib would take it for part of the host name)."""
+    parts = urlsplit(tracking_uri)
+    path = parts.path.rstrip("/") + "/health"
+    request = urllib.request.Request(
+        urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], path=path))
+    )
+    if "@" in parts.netloc:
+        login = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(login.encode()).decode())
+    return request
+
+
+def bounded_http_retries() -> None:
+    """Retries a tracking server's transient errors with backoff for seconds, not minutes.
+
+    MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) stall a trial for over four
+    minutes per call when the server is gone. 4 retries at factor 1 wait about 15 s in all.
+    A value the user set in the environment wins.
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "4")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 
 def use_write_ahead_log(path: Path) -> None:

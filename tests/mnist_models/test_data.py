@@ -123,6 +123,7 @@ def test_mnist_dir_env_is_used(
         (_idx(0x803, (0xFFFFFFFF,) * 3, b""), "images", "truncated: got 16 bytes"),
     ],
 )
+@pytest.mark.fault
 def test_bad_idx_files_name_the_file(
     tmp_path: Path, content: bytes, kind: str | None, expected: str
 ) -> None:
@@ -151,6 +152,7 @@ def test_generic_ubyte_idx_reads_any_dimensions(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_idx(path), np.arange(12).reshape(3, 4))
 
 
+@pytest.mark.fault
 def test_a_cut_gzip_stream_names_the_file(mnist_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "t10k-labels-idx1-ubyte.gz"
     path.write_bytes((mnist_dir / path.name).read_bytes()[:-100])
@@ -159,6 +161,7 @@ def test_a_cut_gzip_stream_names_the_file(mnist_dir: Path, tmp_path: Path) -> No
     one_line_error(c, path)
 
 
+@pytest.mark.fault
 def test_a_missing_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="file not found") as caught:
         read_idx(tmp_path / "nope.gz")
@@ -168,6 +171,7 @@ def test_a_missing_file_names_it(tmp_path: Path) -> None:
 # -- corruption and absence -----------------------------------------------------------------
 
 
+@pytest.mark.fault
 def test_corrupt_files_raise_and_never_fall_back(mnist_dir: Path, tmp_path: Path) -> None:
     folder = copy_mnist(mnist_dir, tmp_path / "m")
     target = folder / "t10k-labels-idx1-ubyte.gz"
@@ -183,6 +187,7 @@ def test_corrupt_files_raise_and_never_fall_back(mnist_dir: Path, tmp_path: Path
     one_line_error(c, raw)
 
 
+@pytest.mark.fault
 def test_a_flipped_byte_fails_the_checksum(mnist_dir: Path, tmp_path: Path) -> None:
     folder = copy_mnist(mnist_dir, tmp_path / "m")
     target = folder / "train-labels-idx1-ubyte.gz"
@@ -196,6 +201,7 @@ def test_a_flipped_byte_fails_the_checksum(mnist_dir: Path, tmp_path: Path) -> N
     assert f"expected {MNIST_FILES['y_train'].sha256_gz}" in message
 
 
+@pytest.mark.fault
 def test_a_corrupt_cache_is_an_error_even_for_auto(mnist_dir: Path) -> None:
     cache = copy_mnist(mnist_dir, cache_dir())
     (cache / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8bnot really gzip")
@@ -203,6 +209,7 @@ def test_a_corrupt_cache_is_an_error_even_for_auto(mnist_dir: Path) -> None:
         load_mnist(dataset="auto")
 
 
+@pytest.mark.fault
 def test_missing_files_with_dataset_mnist_is_an_error(mnist_dir: Path, tmp_path: Path) -> None:
     shutil.copy(mnist_dir / "t10k-labels-idx1-ubyte.gz", tmp_path)
     with pytest.raises(DataError) as caught:
@@ -335,6 +342,7 @@ def test_download_uses_mnist_mirrors_env_and_keeps_verified_files(
         ("drop-no-length", "checksum mismatch: sha256"),
     ],
 )
+@pytest.mark.fault
 def test_bad_downloads_leave_nothing_that_looks_complete(
     server: tuple[str, type[_Handler]], tmp_path: Path, mode: str, reason: str
 ) -> None:
@@ -348,6 +356,7 @@ def test_bad_downloads_leave_nothing_that_looks_complete(
     assert list(dest.iterdir()) == []  # neither a file nor a temp file
 
 
+@pytest.mark.fault
 def test_every_mirror_tried_is_listed(tmp_path: Path) -> None:
     mirrors = ["http://127.0.0.1:9/", "nonsense-scheme://x/"]
     with pytest.raises(DataError) as caught:
@@ -375,6 +384,7 @@ def test_keras_npz_is_found_through_keras_home(mnist: MnistData) -> None:
     assert not loaded.x_train.flags.writeable
 
 
+@pytest.mark.fault
 def test_keras_npz_is_validated(mnist: MnistData, tmp_path: Path) -> None:
     path = tmp_path / "mnist.npz"
     assert load_keras_npz(path) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import pytest
 from mlflow import MlflowClient
 
 from mnist_models.data import Splits
@@ -23,6 +24,7 @@ DIVERGING = {
 }
 
 
+@pytest.mark.fault
 def test_a_diverging_trial_fails_alone_and_is_visible_in_mlflow(
     tmp_path: Path, small_splits: Splits
 ) -> None:

@@ -50,7 +50,9 @@ def ui_url(swept: Path, mnist_dir: Path) -> Iterator[str]:
     """``mnist-sweep ui`` on a free loopback port; yields the experiment URL it printed."""
     port = free_port()
     store = f"sqlite:///{swept / 'mlflow.db'}"
-    process = start_cli(["ui", "--tracking-uri", store, "--port", str(port)], swept, mnist_dir)
+    process = start_cli(
+        ["ui", "--tracking-uri", store, "--port", str(port)], swept, mnist_dir, interruptible=True
+    )
     assert process.stdout is not None
     lines = []
     for line in process.stdout:  # the URLs are printed once the server answers

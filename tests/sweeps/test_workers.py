@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
-import pytest
 from cli_helpers import start_cli
-from mlflow import MlflowClient
-from optuna.trial import TrialState
+from sweep_checks import assert_exactly, finish
 
-from sweeps.budget import SURPLUS_ATTR
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TINY = [
     "--model",
     "mlp",
@@ -33,61 +25,17 @@ TINY = [
 ]
 
 
-def _finish(process: subprocess.Popen[str]) -> str:
-    output, _ = process.communicate(timeout=600)
-    assert process.returncode == 0, output
-    return output
-
-
-def _assert_exactly(
-    n: int, study: optuna.Study, tracking_uri: str
-) -> list[optuna.trial.FrozenTrial]:
-    trials = study.trials
-    assert len({t.number for t in trials}) == len(trials), "duplicate trial numbers"
-    real = [t for t in trials if not t.user_attrs.get(SURPLUS_ATTR)]
-    assert [t.state for t in real] == [TrialState.COMPLETE] * n, [t.state for t in trials]
-    client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(study.study_name)
-    runs = client.search_runs([experiment.experiment_id], "tags.`mnist_sweeps.role` = 'trial'")
-    by_trial: dict[str, list[str]] = {}
-    for run in runs:
-        by_trial.setdefault(run.data.tags["optuna.trial"], []).append(run.info.status)
-    assert by_trial == {str(t.number): ["FINISHED"] for t in real}, "one MLflow child per trial"
-    parents = client.search_runs([experiment.experiment_id], "tags.`mnist_sweeps.role` = 'study'")
-    assert len(parents) == 1
-    return real
-
-
 def test_three_local_workers_share_one_sqlite_study(tmp_path: Path, mnist_dir: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["sweep", "--study", "par", "--storage", storage, "--tracking-uri", tracking]
-    output = _finish(
+    output = finish(
         start_cli([*args, "--workers", "3", "--trials", "7", *TINY], tmp_path, mnist_dir)
     )
     assert "3 worker processes" in output
     study = optuna.load_study(study_name="par", storage=storage)
-    real = _assert_exactly(7, study, tracking)
+    real = assert_exactly(7, study, tracking)
     assert len({t.user_attrs["worker"] for t in real}) >= 2, "the trials ran in several processes"
-
-
-@pytest.fixture
-def pg_storage() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_ADMIN, connect_timeout=3, autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
-    name = f"mnist_sweeps_{uuid.uuid4().hex[:10]}"
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def test_a_sweep_and_two_joining_workers_on_postgresql(
@@ -112,9 +60,9 @@ def test_a_sweep_and_two_joining_workers_on_postgresql(
         for _ in range(2)
     ]
     for process in [sweep, *workers]:
-        _finish(process)
+        finish(process)
     study = optuna.load_study(study_name="pg", storage=pg_storage)
-    real = _assert_exactly(8, study, tracking)
+    real = assert_exactly(8, study, tracking)
     assert len({t.user_attrs["worker"] for t in real}) >= 2
     assert {t.user_attrs["config"]["epochs"] for t in real} == {3}, "joiners used the stored config"
 
