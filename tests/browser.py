@@ -65,10 +65,38 @@ class Browser:
         return list(self.driver.find_elements(by, value))
 
     def until(self, condition: Callable[[Any], Any]) -> Any:
-        """Waits until ``condition(driver)`` is truthy and returns its value."""
+        """Waits until ``condition(driver)`` is truthy and returns its value.
+
+        The UI re-renders as data arrives: an element found a moment ago may be gone, which
+        only means "look again".
+        """
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, self.wait).until(condition)
+        wait = WebDriverWait(
+            self.driver, self.wait, ignored_exceptions=(StaleElementReferenceException,)
+        )
+        return wait.until(condition)
+
+    def click(self, find: Callable[[], Any]) -> None:
+        """Clicks what ``find()`` returns, finding it again if it was re-rendered meanwhile."""
+        from selenium.common.exceptions import ElementClickInterceptedException
+
+        def clicked(page: Any) -> bool:
+            element = find()
+            try:
+                element.click()
+            except ElementClickInterceptedException:
+                return False
+            return True
+
+        self.until(clicked)
+
+    def click_link(self, starting: str) -> None:
+        self.click(lambda: self.until_link(starting))
+
+    def click_text(self, text: str) -> None:
+        self.click(lambda: self.until_text(text))
 
     def until_link(self, starting: str) -> Any:
         """The first link whose text starts with ``starting``, once it is there."""

@@ -47,19 +47,30 @@ _LOCK_WAITS_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # between attempts, each waiting up t
 
 
 def with_lock_retries(call: Callable[[], _T]) -> _T:
-    """Runs ``call``, retrying with backoff while a local SQLite store is locked.
+    """Runs ``call``, retrying with backoff what concurrent writers cause and a retry cures.
 
-    Several workers write one SQLite file; on a loaded machine a writer can hold the lock
-    beyond the 20 s MLflow's store waits for it. That is transient, like a server's 503.
+    * A locked SQLite store: several workers write one file, and on a loaded machine a writer
+      can hold the lock beyond the 20 s MLflow's store waits for it (transient, like a 503).
+    * MLflow's SQL store records a dataset by looking it up, then inserting it: two workers
+      logging the same dataset at the same instant both insert, and one gets a UNIQUE
+      violation. A retry finds the row the other wrote.
     """
     for wait in (*_LOCK_WAITS_S, None):
         try:
             return call()
         except MlflowException as exc:
-            if wait is None or "database is locked" not in str(exc):
+            if wait is None or not _cured_by_retry(str(exc)):
                 raise
             time.sleep(wait)
     raise AssertionError("unreachable")
+
+
+def _cured_by_retry(message: str) -> bool:
+    if "database is locked" in message:
+        return True
+    return "UNIQUE constraint failed: datasets." in message or (
+        "duplicate key" in message and "datasets" in message  # the same race on PostgreSQL
+    )
 
 
 def tracking_failure(what: str, exc: BaseException) -> str:

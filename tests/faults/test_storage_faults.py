@@ -134,7 +134,7 @@ def test_an_unopenable_storage_is_one_redacted_line(
         assert lines[0].startswith("mnist-sweep: error: --storage "), shown
         assert redacted in lines[0], shown
         assert "Traceback" not in stderr, shown
-        assert seconds < 30, f"{name} took {seconds:.1f}s to fail"
+        assert seconds < 60, f"{name} took {seconds:.1f}s to fail"  # ~3 s on an idle machine
         assert left == [], f"{name} left {left} in the working folder"
     if "pymysql" in url and not _driver("pymysql"):
         assert all("pymysql" in stderr for _, _, _, stderr, _, _ in results)

@@ -16,6 +16,7 @@ from mlflow.exceptions import MlflowException
 from optuna.trial import TrialState
 
 from mnist_models.callbacks import EpochResult
+from mnist_models.data import Splits
 from tracking import Tracker, TrackingUnavailableWarning
 from tracking.server import MlflowServer, free_port
 
@@ -162,3 +163,40 @@ def test_a_sqlite_store_locked_beyond_its_wait_is_retried_not_given_up(tmp_path:
     assert run.failure is None
     history = MlflowClient(f"sqlite:///{store}").get_metric_history(run.id, "val_accuracy")
     assert [m.value for m in history] == [0.85]
+
+
+def test_two_workers_logging_one_dataset_at_once_both_record_it(
+    tmp_path: Path, small_splits: Splits
+) -> None:
+    """MLflow's SQL store looks a dataset up, then inserts it; the loser of that race gets a
+    UNIQUE violation (seen with 4 workers on one SQLite store). Injected here at the moment
+    the other worker wins: the retry must find the row, not give up the run's inputs."""
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker("race", store)
+    first = tracker.start_run("trial-000")
+    second = tracker.start_run("trial-001")
+    real = second.client.log_inputs
+    calls = []
+
+    def lose_the_race_once(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            first.log_dataset(small_splits)  # the other worker's insert lands first
+            raise MlflowException(
+                "(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, "
+                "datasets.name, datasets.digest"
+            )
+        real(*args, **kwargs)
+
+    second.client = MlflowClient(store)
+    second.client.log_inputs = lose_the_race_once  # type: ignore[method-assign]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrackingUnavailableWarning)
+        second.log_dataset(small_splits)
+    assert second.failure is None and len(calls) == 2
+    client = MlflowClient(store)
+    for run in (first, second):
+        inputs = client.get_run(run.id).inputs.dataset_inputs
+        assert sorted(i.dataset.name for i in inputs) == sorted(
+            f"{small_splits.info.name}-{part}" for part in ("train", "validation", "test")
+        )

@@ -12,8 +12,9 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_helpers import run_cli, start_cli
@@ -73,6 +74,14 @@ def ui_url(swept: Path, mnist_dir: Path) -> Iterator[str]:
         assert left.returncode == 1, "a process of the UI outlived Ctrl-C"
 
 
+def expander_of(run_name: str, browser) -> Callable[[], Any]:
+    """Finds the expand button in the row of the parent run ``run_name``."""
+    from selenium.webdriver.common.by import By
+
+    xpath = "./ancestor::*[@role='gridcell'][1]//button"
+    return lambda: browser.until_link(run_name).find_element(By.XPATH, xpath)
+
+
 def test_experiment_page_lists_the_study_and_its_trials_with_key_columns(
     ui_url: str, browser, swept: Path
 ) -> None:
@@ -80,12 +89,15 @@ def test_experiment_page_lists_the_study_and_its_trials_with_key_columns(
 
     assert "127.0.0.1" in ui_url and "workflowType=machine_learning" in ui_url
     browser.get(ui_url)
-    parent = browser.until_link("study-ui")
-    headers = {cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "[role=columnheader]")}
-    assert {"val_accuracy", "test_accuracy", "lr", "batch_size"} <= headers, headers
-    cell = parent.find_element(By.XPATH, "./ancestor::*[@role='gridcell'][1]")
-    cell.find_element(By.TAG_NAME, "button").click()  # the parent's expander: shows its trials
-    names = [browser.until_link(f"trial-00{n}").text for n in (0, 1)]
+    wanted = {"val_accuracy", "test_accuracy", "lr", "batch_size"}
+    browser.until(
+        lambda page: (
+            wanted
+            <= {cell.text for cell in page.find_elements(By.CSS_SELECTOR, "[role=columnheader]")}
+        )
+    )
+    browser.click(expander_of("study-ui", browser))  # the parent's "+": shows its trials
+    names = [browser.until(lambda _, n=n: browser.until_link(f"trial-00{n}").text) for n in (0, 1)]
     for name in names:  # names that sort and read well
         assert re.fullmatch(r"trial-00\d lr=[\d.e-]+ bs=\d+ do=[\d.]+ (aug|no-aug)", name), name
     client = MlflowClient(f"sqlite:///{swept / 'mlflow.db'}")
@@ -99,11 +111,10 @@ def test_a_trial_shows_its_confusion_matrix_and_metric_charts(ui_url: str, brows
     from selenium.webdriver.common.by import By
 
     browser.get(ui_url)
-    parent = browser.until_link("study-ui")
-    parent.find_element(By.XPATH, "./ancestor::*[@role='gridcell'][1]//button").click()
-    browser.until_link("trial-000").click()
-    browser.until_text("Artifacts").click()
-    browser.until_text("confusion_matrix.png").click()
+    browser.click(expander_of("study-ui", browser))
+    browser.click_link("trial-000")
+    browser.click_text("Artifacts")
+    browser.click_text("confusion_matrix.png")
     image = browser.until(  # the preview: the PNG itself, decoded by the browser
         lambda page: next(
             (
@@ -117,7 +128,7 @@ def test_a_trial_shows_its_confusion_matrix_and_metric_charts(ui_url: str, brows
     assert image.is_displayed()
     assert browser.find_elements(By.XPATH, "//*[text()='curves.png']")
     assert browser.find_elements(By.XPATH, "//*[text()='misclassified.png']")
-    browser.until_text("Model metrics").click()
+    browser.click_text("Model metrics")
     search = browser.until(  # charts render only when scrolled to: search for the one we want
         lambda page: next(
             iter(page.find_elements(By.CSS_SELECTOR, "input[placeholder*='Search metric']")), None
