@@ -1,7 +1,7 @@
 # Shortcuts; each target only calls the project's own commands.
 PY ?= .venv/bin/python
 
-.PHONY: setup test test-all lint bench
+.PHONY: setup test test-all lint bench bench-quick
 
 setup:
 	python3 -m venv .venv && $(PY) -m pip install -e '.[test]'
@@ -16,5 +16,19 @@ lint:
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy mnist_models tracking sweeps
 
 bench:
+	$(PY) bench/overhead.py
 	$(PY) bench/mlp_throughput.py
+	$(PY) bench/faithful.py
+	$(PY) bench/workers.py
+	$(PY) bench/pruning.py
 	$(PY) bench/cnn_epoch.py
+	$(PY) bench/memory.py
+
+bench-quick:
+	$(PY) bench/overhead.py --quick
+	$(PY) bench/mlp_throughput.py --quick
+	$(PY) bench/faithful.py --quick
+	$(PY) bench/workers.py --quick
+	$(PY) bench/pruning.py --quick
+	$(PY) bench/cnn_epoch.py --quick
+	$(PY) bench/memory.py --quick

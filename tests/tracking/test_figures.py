@@ -41,9 +41,19 @@ def test_misclassified_grid_shows_the_most_confident_errors() -> None:
     evaluation = _evaluation()
     images = np.random.default_rng(1).random((200, 28, 28))
     figure = misclassified_figure(images, evaluation, count=10)
-    titles = [a.get_title() for a in figure.axes if a.get_title()]
+    (axes,) = figure.axes  # one mosaic, one caption per digit
+    titles = [text.get_text() for text in axes.texts]
     assert len(titles) == 10
+    (mosaic,) = axes.get_images()
+    pixels = np.asarray(mosaic.get_array())
+    first_tile = images[titles_index(titles[0])].astype(np.float32)
+    assert np.array_equal(pixels[10:38, 0:28], first_tile)  # top-left tile: the worst error
     wrong = np.flatnonzero(evaluation.predictions != evaluation.labels)
     confidence = evaluation.scores[wrong, evaluation.predictions[wrong]]
     first = wrong[np.argmax(confidence)]
     assert titles[0].startswith(f"#{first} true {evaluation.labels[first]}")
+
+
+def titles_index(title: str) -> int:
+    """The test-set index a caption names: ``#17 true 3 pred 5`` -> 17."""
+    return int(title.split()[0].lstrip("#"))
