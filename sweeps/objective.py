@@ -103,12 +103,13 @@ class Objective:
         trial.set_user_attr("test_accuracy", result.test_accuracy)
         trial.set_user_attr("epochs_trained", result.epochs_trained)
         value = result.val_accuracy
-        state = "PRUNED" if result.stopped_early else "COMPLETE"
-        if result.stopped_early:
-            # A pruned trial is visibly not a finished one: KILLED status and its own state tag.
-            _close(run, state, "KILLED", {"pruned_at_epoch": result.epochs_trained})
-        else:
-            _close(run, state, "FINISHED", {})
+        # A pruned trial is visibly not a finished one: KILLED status and its own state tag.
+        state, status, tags = (
+            ("PRUNED", "KILLED", {"pruned_at_epoch": result.epochs_trained})
+            if result.stopped_early
+            else ("COMPLETE", "FINISHED", {})
+        )
+        _close(run, state, status, tags)
         self._note_tracking_failure(trial, run, name, state)
         if result.stopped_early:
             console.print(f"{name}: pruned at epoch {result.epochs_trained} (val acc {value:.4f})")
