@@ -57,11 +57,22 @@ def build_loss(config: TrainConfig) -> Loss:
     raise ValueError(f"{config.mlp.loss=} must be 'cross_entropy' or 'mse'")
 
 
-def build_optimizer(config: TrainConfig, params: list[Parameter]) -> Optimizer:
-    """``sgd`` → plain :class:`SGD`, ``momentum`` → SGD with momentum, ``adam`` → :class:`Adam`."""
+def build_optimizer(
+    config: TrainConfig, params: list[Parameter], fold_lr: bool = False
+) -> Optimizer:
+    """``sgd`` → plain :class:`SGD`, ``momentum`` → SGD with momentum, ``adam`` → :class:`Adam`.
+
+    Args:
+        config: The run's config.
+        params: The parameters to update.
+        fold_lr: For a caller that scales the loss gradient by the optimizer's
+            ``loss_scale`` (as :class:`~mnist_models.mlp.trainer.MLPTrainer` does): plain SGD
+            in float32 then folds the learning rate into it (see :class:`SGD`). float64 keeps
+            ``value += grad * -lr`` rounding, which faithful runs reproduce bit for bit.
+    """
     name = config.mlp.optimizer
     if name == "sgd":
-        return SGD(params, config.lr)
+        return SGD(params, config.lr, fold_lr=fold_lr and config.mlp.dtype == "float32")
     if name == "momentum":
         return SGD(params, config.lr, momentum=config.mlp.momentum)
     if name == "adam":

@@ -48,12 +48,14 @@ class PerSampleSGD:
             arrays are updated in place.
         loss: Its :class:`MSE` loss (only the gradient convention is read).
         lr: The learning rate.
+        fold_lr: Scale the output gradient by ``-lr`` and add the products as they are, as
+            :class:`~mnist_models.mlp.optimizers.SGD` with ``fold_lr`` does.
 
     Raises:
         ValueError: ``net`` or ``loss`` is not of the supported form.
     """
 
-    def __init__(self, net: Sequential, loss: Loss, lr: float) -> None:
+    def __init__(self, net: Sequential, loss: Loss, lr: float, fold_lr: bool = False) -> None:
         layers = list(net)
         dropout = layers[2] if len(layers) == 4 else None
         first, relu, last = layers[0], layers[1], layers[-1]
@@ -71,6 +73,7 @@ class PerSampleSGD:
         self._w1, self._w2 = first.weight.value, last.weight.value
         self._relu, self._dropout, self._halved = relu, dropout, loss.gradient == "halved"
         self._neg_lr = -float(lr)
+        self._fold_lr = fold_lr
 
     def epoch(
         self, images: np.ndarray, labels: np.ndarray, order: np.ndarray | None, steps: int
@@ -113,6 +116,8 @@ class PerSampleSGD:
             total_loss += float(flat @ flat)  # MSE's mean over one image, times one
             correct += int(out[0].argmax() == label)
             grad_out = diff / 1 if self._halved else diff * (2.0 / 1)
+            if self._fold_lr:
+                grad_out *= neg_lr
             # Backward, with the second layer's weights as they were in the forward pass.
             grad_hidden = grad_out @ w2.T
             grad_w2 = hidden.T @ grad_out
@@ -122,8 +127,9 @@ class PerSampleSGD:
             # SGD: value += grad * -lr, first layer first. Only the rows of nonzero pixels.
             rows = np.flatnonzero(x[0])
             step_w1 = np.multiply(x[0, rows, None], grad_hidden)
-            step_w1 *= neg_lr
+            if not self._fold_lr:
+                step_w1 *= neg_lr
+                grad_w2 *= neg_lr
             w1[rows] += step_w1
-            grad_w2 *= neg_lr
             w2 += grad_w2
         return total_loss, correct

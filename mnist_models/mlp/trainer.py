@@ -53,14 +53,14 @@ class MLPTrainer(Trainer):
         )
         self._net = build_mlp(config, model_rng)
         self._loss = build_loss(config)
-        self._optimizer = build_optimizer(config, self._net.parameters())
+        self._optimizer = build_optimizer(config, self._net.parameters(), fold_lr=True)
         self._shuffle_rng = np.random.default_rng(shuffle_seed)
         self._augment_rng = np.random.default_rng(augment_seed)
         self._images = splits.x_train
         self._flat = splits.x_train.reshape(len(splits.x_train), -1)
         self._labels = splits.y_train
         self._per_sample = (
-            PerSampleSGD(self._net, self._loss, config.lr)
+            PerSampleSGD(self._net, self._loss, config.lr, self._optimizer.loss_scale != 1.0)
             if per_sample_kernel and applies(config)
             else None
         )
@@ -92,7 +92,10 @@ class MLPTrainer(Trainer):
             outputs = self._net.forward(inputs, training=True)
             total_loss += self._loss.forward(outputs, labels) * len(labels)
             correct += int(np.count_nonzero(outputs.argmax(axis=1) == labels))
-            self._net.backward_params(self._loss.backward())  # no unused input gradient
+            grad = self._loss.backward()
+            if self._optimizer.loss_scale != 1.0:  # a folded learning rate (see SGD)
+                grad *= self._optimizer.loss_scale
+            self._net.backward_params(grad)  # no unused input gradient
             self._optimizer.step()
         return total_loss / divisor, correct / divisor
 

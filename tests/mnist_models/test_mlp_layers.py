@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mnist_models.config import TrainConfig
+from mnist_models.data import Splits
 from mnist_models.mlp import (
     MSE,
     SGD,
@@ -25,6 +26,7 @@ from mnist_models.mlp import (
     build_mlp,
     build_optimizer,
 )
+from mnist_models.mlp.trainer import MLPTrainer
 
 H = 1e-6  # central-difference step (float64)
 TOL = 1e-6  # relative error allowed between analytic and numerical gradients
@@ -316,6 +318,47 @@ def test_sgd_matches_the_textbook_update(momentum: float) -> None:
         np.testing.assert_allclose(param.value, w, rtol=1e-12, atol=1e-14)
     if momentum == 0.0:
         assert optimizer.velocities == []
+
+
+def test_folded_sgd_takes_the_step_the_trainer_scaled_into_the_gradient() -> None:
+    start = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
+    folded, plain = Parameter(start.copy()), Parameter(start.copy())
+    fold, textbook = SGD([folded], 0.05, fold_lr=True), SGD([plain], 0.05)
+    assert fold.loss_scale == -0.05 and textbook.loss_scale == 1.0
+    for g in gradient_stream(start.shape, 5):
+        folded.grad[...] = g * fold.loss_scale  # what a gradient through a scaled loss holds
+        plain.grad[...] = g
+        fold.step()
+        textbook.step()
+        np.testing.assert_allclose(folded.value, plain.value, rtol=1e-6, atol=1e-6)
+    assert not np.array_equal(folded.value, start)
+    with pytest.raises(ValueError, match="fold_lr=True needs momentum=0"):
+        SGD([plain], 0.05, momentum=0.9, fold_lr=True)
+
+
+def test_the_trainer_folds_the_learning_rate_only_for_float32_sgd(
+    small_splits: Splits, tiny_config: TrainConfig
+) -> None:
+    base = tiny_config.replace({"mlp.optimizer": "sgd", "lr": 0.05, "dropout": 0.0})
+    trainer = MLPTrainer(base, small_splits)
+    assert trainer._optimizer.loss_scale == -0.05
+    # The folded run takes the same steps as the textbook update, up to float32 rounding.
+    reference = MLPTrainer(base, small_splits)
+    reference._optimizer = SGD(reference.model.parameters(), 0.05)
+    for _ in range(2):
+        (loss, accuracy), (ref_loss, ref_accuracy) = trainer.train_epoch(), reference.train_epoch()
+        assert loss == pytest.approx(ref_loss, rel=1e-4)
+        assert accuracy == pytest.approx(ref_accuracy, abs=2 / len(small_splits.y_train))
+    for mine, theirs in zip(trainer.model.parameters(), reference.model.parameters(), strict=True):
+        np.testing.assert_allclose(mine.value, theirs.value, rtol=1e-3, atol=1e-5)
+    for overrides in (
+        {"mlp.dtype": "float64"},
+        {"mlp.optimizer": "momentum"},
+        {"mlp.optimizer": "adam"},
+    ):
+        other = MLPTrainer(base.replace(overrides), small_splits)
+        assert other._optimizer.loss_scale == 1.0, overrides
+    assert build_optimizer(base, trainer.model.parameters()).loss_scale == 1.0  # opt-in only
 
 
 def test_optimizers_leave_gradients_alone() -> None:
