@@ -74,6 +74,18 @@ class PerSampleSGD:
         self._relu, self._dropout, self._halved = relu, dropout, loss.gradient == "halved"
         self._neg_lr = -float(lr)
         self._fold_lr = fold_lr
+        self._nonzero: tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]] | None = None
+
+    def _nonzero_pixels(self, images: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each image's nonzero pixel indices and values (as a column), found once per run:
+        a run visits every image hundreds of times."""
+        if self._nonzero is None or self._nonzero[0] is not images:
+            found = []
+            for image in images:
+                rows = np.flatnonzero(image)
+                found.append((rows, image[rows, None]))
+            self._nonzero = (images, found)
+        return self._nonzero[1]
 
     def epoch(
         self, images: np.ndarray, labels: np.ndarray, order: np.ndarray | None, steps: int
@@ -97,6 +109,7 @@ class PerSampleSGD:
             keep = dropout.keep_masks(steps, (1, w1.shape[1]))
             masks = np.multiply(keep, 1.0 / (1.0 - dropout.rate), dtype=w1.dtype)
         total_loss, correct = 0.0, 0
+        nonzero = self._nonzero_pixels(images)
         for step in range(steps):
             i = step if order is None else int(order[step])
             x, label = images[i : i + 1], labels[i]
@@ -125,8 +138,8 @@ class PerSampleSGD:
                 grad_hidden = np.multiply(grad_hidden, mask)
             grad_hidden = np.multiply(grad_hidden, gate)
             # SGD: value += grad * -lr, first layer first. Only the rows of nonzero pixels.
-            rows = np.flatnonzero(x[0])
-            step_w1 = np.multiply(x[0, rows, None], grad_hidden)
+            rows, pixels = nonzero[i]
+            step_w1 = np.multiply(pixels, grad_hidden)
             if not self._fold_lr:
                 step_w1 *= neg_lr
                 grad_w2 *= neg_lr
