@@ -44,9 +44,14 @@ def test_cnn_trial_logs_curves_figures_and_a_reloadable_model(
     mlflow.set_tracking_uri(store)  # models:/ URIs resolve against the fluent tracking URI
     try:
         model = mlflow.keras.load_model(f"models:/{output.model_id}")
+        signature = mlflow.models.get_model_info(f"models:/{output.model_id}").signature
     finally:
         mlflow.set_tracking_uri(previous)
     probs = model.predict(splits.x_test[..., None], batch_size=1024, verbose=0)
+    # The signature describes what the model takes and gives: (n, 28, 28, 1) in, (n, 10) out.
+    (inputs,), (outputs,) = signature.inputs.inputs, signature.outputs.inputs
+    assert inputs.shape == (-1, 28, 28, 1) and outputs.shape == (-1, 10)
+    assert outputs.type == probs.dtype
     assert np.mean(probs.argmax(axis=1) == splits.y_test) == pytest.approx(
         run.data.metrics["test_accuracy"]
     )
