@@ -12,6 +12,7 @@ and lets training finish, so a sweep still records the trial's value in Optuna.
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -88,14 +89,28 @@ class RunLogger:
         client: The tracking store's client.
         run_id: The run; ``None`` when it could not be created (then nothing is logged).
         failure: Why this run is not written to any more (set by the first store error).
+        epoch_flush_seconds: Epoch metrics wait at most this long to be written; the first
+            epoch is written at once, later ones in one ``log_batch`` per interval, and
+            whatever is waiting before the result, the model or the end of the run. With
+            MLP epochs of half a second, one write per epoch (about 6 ms on SQLite) was 1% of
+            a trial.
     """
 
     def __init__(
-        self, client: MlflowClient, run_id: str | None, failure: str | None = None
+        self,
+        client: MlflowClient,
+        run_id: str | None,
+        failure: str | None = None,
+        epoch_flush_seconds: float = 2.0,
     ) -> None:
+        if not epoch_flush_seconds >= 0:
+            raise ValueError(f"{epoch_flush_seconds=} must be >= 0")
         self.client = client
         self.run_id = run_id
         self.failure = failure if run_id is not None else failure or "the run was never created"
+        self.epoch_flush_seconds = epoch_flush_seconds
+        self._waiting: list[Metric] = []  # epoch metrics not written yet
+        self._last_flush = -math.inf
 
     def _write(self, what: str, call: Callable[[], _T]) -> _T | None:
         """Runs one write to the store; the first failure is warned about, later ones skipped."""
@@ -175,10 +190,22 @@ class RunLogger:
     # -- progress ------------------------------------------------------------------------
 
     def log_epoch(self, event: EpochResult) -> None:
-        """All metrics of one epoch in a single ``log_batch`` call (step = epoch)."""
+        """Queues all metrics of one epoch (step = epoch, timestamp = now); writes the queue
+        in one ``log_batch`` when ``epoch_flush_seconds`` have passed since the last write."""
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, event.epoch) for k, v in event.metrics().items()]
-        self._write(f"epoch {event.epoch}", lambda: self.client.log_batch(self.id, metrics=batch))
+        self._waiting += [Metric(k, float(v), now, event.epoch) for k, v in event.metrics().items()]
+        if time.monotonic() - self._last_flush >= self.epoch_flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Writes the queued epoch metrics now (MLflow takes up to 1,000 per ``log_batch``)."""
+        waiting, self._waiting = self._waiting, []
+        self._last_flush = time.monotonic()
+        for start in range(0, len(waiting), 1000):
+            batch = waiting[start : start + 1000]
+            self._write(
+                f"epoch {batch[-1].step}", lambda b=batch: self.client.log_batch(self.id, metrics=b)
+            )
 
     def epoch_callback(self) -> Callback:
         """A training callback that logs each epoch to this run."""
@@ -188,6 +215,7 @@ class RunLogger:
 
     def log_result(self, result: TrainResult) -> None:
         """Final test metrics, per-class accuracy, confusion matrix (PNG + JSON), figures."""
+        self.flush()
         self._write("results", partial(self._log_result, result))
 
     def _log_result(self, result: TrainResult) -> None:
@@ -237,6 +265,7 @@ class RunLogger:
             name: The artifact path of the model.
         """
         write = partial(self._log_keras_model, model, example, outputs, name)
+        self.flush()
         self._write("keras model", write)
 
     def _log_keras_model(
@@ -266,7 +295,9 @@ class RunLogger:
             mlflow.set_tracking_uri(previous)
 
     def end(self, status: str = "FINISHED") -> None:
-        """Closes the run with an MLflow status (FINISHED, FAILED or KILLED)."""
+        """Writes what is queued, then closes the run with an MLflow status (FINISHED, FAILED
+        or KILLED)."""
+        self.flush()
         self._write("end", lambda: self.client.set_terminated(self.id, status=status))
 
     @property

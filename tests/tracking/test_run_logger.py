@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from mnist_models.callbacks import EpochResult
 from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
 from tracking import Tracker, train_logged
+from tracking.run_logger import RunLogger
 
 
 @pytest.fixture
@@ -87,3 +89,33 @@ def test_the_fallback_sample_is_recorded_as_such(store: str, tiny_config: TrainC
         "mnist-sample-validation",
         "mnist-sample-test",
     }
+
+
+def epoch(number: int) -> EpochResult:
+    return EpochResult(number, 1.0 / number, 0.5, 1.5 / number, 0.4 + number / 100, 0.001, 0.1)
+
+
+def test_epoch_metrics_are_written_in_batches_and_none_is_lost_at_the_end(store: str) -> None:
+    client = MlflowClient(store)
+    run = Tracker("unit", store).start_run("batched")
+    run.epoch_flush_seconds = 3600.0  # nothing but the first epoch is due before the end
+
+    def logged_steps() -> list[int]:
+        return [m.step for m in client.get_metric_history(run.id, "val_accuracy")]
+
+    for number in (1, 2, 3):
+        run.log_epoch(epoch(number))
+    assert logged_steps() == [1]  # the first epoch at once, so the UI shows the run's start
+    run.end("KILLED")  # also a pruned or interrupted run keeps every epoch it trained
+    assert logged_steps() == [1, 2, 3]
+    history = client.get_metric_history(run.id, "val_loss")
+    assert [m.value for m in history] == pytest.approx([1.5, 0.75, 0.5])
+    assert client.get_run(run.id).info.status == "KILLED"
+
+    eager = Tracker("unit", store).start_run("eager")
+    eager.epoch_flush_seconds = 0.0
+    eager.log_epoch(epoch(1))
+    eager.log_epoch(epoch(2))
+    assert [m.step for m in client.get_metric_history(eager.id, "train_loss")] == [1, 2]
+    with pytest.raises(ValueError, match="epoch_flush_seconds=-1"):
+        RunLogger(client, eager.id, epoch_flush_seconds=-1)
