@@ -203,15 +203,16 @@ class RunLogger:
         self._last_flush = time.monotonic()
         for start in range(0, len(waiting), 1000):
             batch = waiting[start : start + 1000]
-            self._write(
-                f"epoch {batch[-1].step}", lambda b=batch: self.client.log_batch(self.id, metrics=b)
-            )
+            self._write(f"epoch {batch[-1].step}", partial(self._log_metrics, batch))
 
     def epoch_callback(self) -> Callback:
         """A training callback that logs each epoch to this run."""
         return _EpochLogger(self)
 
     # -- results -------------------------------------------------------------------------
+
+    def _log_metrics(self, batch: list[Metric]) -> None:
+        self.client.log_batch(self.id, metrics=batch)
 
     def log_result(self, result: TrainResult) -> None:
         """Final test metrics, per-class accuracy, confusion matrix (PNG + JSON), figures."""
