@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from mlflow import MlflowClient
 from optuna.trial import TrialState, create_trial
+from sweep_files import GOOD_SWEEP_TOML
 
 from mnist_models.config import DataConfig, MLPConfig, TrainConfig, config_keys
 from sweeps.cli import main
@@ -222,17 +223,7 @@ def test_a_missing_config_and_a_folder_as_config_are_refused(tmp_path: Path) -> 
 
 # -- sweep files: mnist-sweep sweep --config FILE --------------------------------------------
 
-GOOD = """
-[sweep]
-trials = 3
-[fixed]
-epochs = 2
-[space.lr]
-type = "float"
-low = 0.001
-high = 0.005
-log = true
-"""
+GOOD = GOOD_SWEEP_TOML
 
 
 def _space(name: str, body: str) -> str:

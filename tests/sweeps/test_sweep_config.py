@@ -5,22 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sweep_files import GOOD_SWEEP_TOML
 
 from mnist_models.config import TrainConfig
 from mnist_models.errors import ConfigError
 from sweeps.sweep_config import SweepConfig, parse_overrides
 
-GOOD = """
-[sweep]
-trials = 3
-[fixed]
-epochs = 2
-[space.lr]
-type = "float"
-low = 0.001
-high = 0.005
-log = true
-"""
+GOOD = GOOD_SWEEP_TOML
 
 
 def write(tmp_path: Path, text: str) -> Path:
