@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 from sweep_checks import finish
 
+from sweeps.budget import SURPLUS_ATTR
 from sweeps.recovery import RETRY_OF_ATTR, WORKER_ATTR
 
 pytestmark = pytest.mark.fault
@@ -31,9 +32,10 @@ def _args(work: Path, study: str, trials: int, epochs: int) -> list[str]:
 
 
 def _wait_for_a_trial_midway(
-    storage: str, study: str, process: subprocess.Popen[str], after_complete: int
+    storage: str, study: str, process: subprocess.Popen[str], after_complete: int, epochs: int
 ) -> FrozenTrial:
-    """The first RUNNING trial with 2+ epochs reported, once ``after_complete`` have finished."""
+    """A RUNNING trial with 2 to ``epochs - 4`` epochs reported (so it is not about to end),
+    once ``after_complete`` trials have finished."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()[0]
@@ -43,10 +45,12 @@ def _wait_for_a_trial_midway(
             trials = []
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         midway = [
-            t for t in trials if t.state == TrialState.RUNNING and len(t.intermediate_values) >= 2
+            t
+            for t in trials
+            if t.state == TrialState.RUNNING and 2 <= len(t.intermediate_values) <= epochs - 4
         ]
         if len(complete) >= after_complete and midway:
-            return midway[0]
+            return min(midway, key=lambda t: len(t.intermediate_values))  # farthest from done
         time.sleep(0.2)
     raise AssertionError("no trial reached its middle")
 
@@ -64,7 +68,7 @@ def test_ctrl_c_ends_the_trial_cleanly_exits_130_and_resumes(
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     args = _args(tmp_path, "intr", trials=3, epochs=30)
     process = start_cli(args, tmp_path, mnist_dir, interruptible=True)
-    interrupted = _wait_for_a_trial_midway(storage, "intr", process, after_complete=1)
+    interrupted = _wait_for_a_trial_midway(storage, "intr", process, after_complete=1, epochs=30)
     process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     output = finish(process, code=130)
     assert "Traceback" not in output
@@ -100,9 +104,9 @@ def test_a_worker_killed_mid_trial_is_failed_retried_and_the_study_completes(
     tmp_path: Path, mnist_dir: Path
 ) -> None:
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    args = [*_args(tmp_path, "wkill", trials=4, epochs=12), "--workers", "2"]
+    args = [*_args(tmp_path, "wkill", trials=4, epochs=40), "--workers", "2"]
     process = start_cli(args, tmp_path, mnist_dir)
-    victim = _wait_for_a_trial_midway(storage, "wkill", process, after_complete=1)
+    victim = _wait_for_a_trial_midway(storage, "wkill", process, after_complete=1, epochs=40)
     pid = int(victim.user_attrs[WORKER_ATTR].rsplit(":", 1)[1])
     assert pid != process.pid, "the trial ran in a worker process"
     finished_before = {
@@ -113,6 +117,14 @@ def test_a_worker_killed_mid_trial_is_failed_retried_and_the_study_completes(
     os.kill(pid, signal.SIGKILL)
     output = finish(process, code=1)  # the sweep says a worker died and how to resume
     assert "exited with code -9; re-run the same command to resume" in output
+    # The trial the worker was on when it died: the one seen midway may have just finished,
+    # and the worker started the next.
+    (victim,) = [
+        t
+        for t in optuna.load_study(study_name="wkill", storage=storage).trials
+        if t.state in (TrialState.RUNNING, TrialState.FAIL)
+        and t.user_attrs.get(WORKER_ATTR) == victim.user_attrs[WORKER_ATTR]
+    ]
 
     finish(start_cli(args, tmp_path, mnist_dir))  # resume
     trials = optuna.load_study(study_name="wkill", storage=storage).trials
@@ -128,4 +140,6 @@ def test_a_worker_killed_mid_trial_is_failed_retried_and_the_study_completes(
     dead = next(r for r in runs if r.info.run_id == victim.user_attrs["mlflow_run_id"])
     assert dead.info.status == "FAILED"
     assert len([r for r in runs if r.data.tags.get("mnist_sweeps.role") == "study"]) == 1
-    assert len([r for r in runs if r.data.tags.get("mnist_sweeps.role") == "trial"]) == len(trials)
+    # A worker that asks once the budget is met fails that trial as surplus, with no run.
+    tried = [t for t in trials if not t.user_attrs.get(SURPLUS_ATTR)]
+    assert len([r for r in runs if r.data.tags.get("mnist_sweeps.role") == "trial"]) == len(tried)
