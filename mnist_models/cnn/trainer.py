@@ -100,25 +100,8 @@ class CNNTrainer(Trainer):
 
     def fit(self, epochs: int, end_epoch: EpochEnd) -> None:
         bridge = _Bridge(self, end_epoch)
-        callbacks: list[keras.callbacks.Callback] = [bridge]
         cnn, has_val = self.config.cnn, len(self.splits.y_val) > 0
-        if cnn.plateau_patience and has_val:
-            callbacks.append(
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor="val_accuracy",
-                    patience=cnn.plateau_patience,
-                    factor=cnn.plateau_factor,
-                    min_lr=cnn.min_lr,
-                )
-            )
-        if cnn.early_stopping_patience and has_val:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_accuracy",
-                    patience=cnn.early_stopping_patience,
-                    restore_best_weights=True,
-                )
-            )
+        callbacks = [bridge, *schedule_callbacks(self.config, has_val)]
         plain_epochs = min(epochs, cnn.augment_from_epoch - 1) if self.config.augment else 0
         phases = [(self._net, 0, plain_epochs), (self._train_model, plain_epochs, epochs)]
         for model, first, last in phases:
@@ -144,6 +127,36 @@ class CNNTrainer(Trainer):
         probs = self._net.predict(_channels(images), batch_size=_PREDICT_BATCH, verbose=0)
         picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
         return float(-np.log(picked).mean()), probs
+
+
+def schedule_callbacks(config: TrainConfig, has_val: bool) -> list[keras.callbacks.Callback]:
+    """The Keras callbacks of ``config.cnn``'s schedule, both watching validation accuracy.
+
+    ``ReduceLROnPlateau`` multiplies the learning rate by ``plateau_factor`` (not below
+    ``min_lr``) after ``plateau_patience`` epochs without improvement; ``EarlyStopping`` ends
+    training after ``early_stopping_patience`` such epochs and restores the best weights. A
+    patience of 0, or no validation set, leaves that callback out.
+    """
+    cnn = config.cnn
+    callbacks: list[keras.callbacks.Callback] = []
+    if cnn.plateau_patience and has_val:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_accuracy",
+                patience=cnn.plateau_patience,
+                factor=cnn.plateau_factor,
+                min_lr=cnn.min_lr,
+            )
+        )
+    if cnn.early_stopping_patience and has_val:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy",
+                patience=cnn.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
+    return callbacks
 
 
 class _Bridge(keras.callbacks.Callback):

@@ -12,7 +12,11 @@ keras = pytest.importorskip("keras")
 
 from mnist_models.callbacks import Callback, EpochResult, StopTraining  # noqa: E402
 from mnist_models.cnn import RandomAffine, build_cnn  # noqa: E402
-from mnist_models.cnn.trainer import release_traced_custom_gradients  # noqa: E402
+from mnist_models.cnn.model import build_optimizer  # noqa: E402
+from mnist_models.cnn.trainer import (  # noqa: E402
+    release_traced_custom_gradients,
+    schedule_callbacks,
+)
 from mnist_models.config import DataConfig, TrainConfig  # noqa: E402
 from mnist_models.data import MnistData, Splits, make_splits  # noqa: E402
 from mnist_models.training import TrainResult, train  # noqa: E402
@@ -155,3 +159,97 @@ def test_each_model_releases_the_custom_gradients_of_the_one_before(cnn_splits: 
     assert registered() == after_one  # not 2 * after_one: the first model's are gone
     assert release_traced_custom_gradients() == after_one
     assert registered() == 0
+
+
+# -- the plateau schedule and early stopping, fed synthetic epoch logs ---------------------------
+
+
+def _compiled_like_the_cnn(config: TrainConfig) -> keras.Model:
+    """A tiny model compiled as the trainer compiles the CNN, its metrics built (as in fit)."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(10, activation="softmax")])
+    model.compile(
+        optimizer=build_optimizer(config),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    model.evaluate(np.zeros((2, 2), np.float32), np.zeros(2, np.int64), verbose=0)
+    return model
+
+
+def _learning_rate(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def _rates_after_each_epoch(config: TrainConfig, logs: list[tuple[float, float]]) -> list[float]:
+    """Plays (val_accuracy, val_loss) per epoch into the config's real plateau callback."""
+    (plateau,) = schedule_callbacks(config, has_val=True)
+    model = _compiled_like_the_cnn(config)
+    plateau.set_model(model)
+    plateau.on_train_begin()
+    rates = []
+    for epoch, (val_accuracy, val_loss) in enumerate(logs):
+        plateau.on_epoch_end(epoch, {"val_accuracy": val_accuracy, "val_loss": val_loss})
+        rates.append(_learning_rate(model))
+    return rates
+
+
+@pytest.mark.parametrize("loss_step", [-0.01, 0.01], ids=["val_loss-improving", "val_loss-worse"])
+def test_the_plateau_schedule_halves_the_rate_when_val_accuracy_stalls(loss_step: float) -> None:
+    # The recipe's ReduceLROnPlateau (the default config, as in sweeps/cnn.toml): validation
+    # accuracy flat for 3 epochs halves the rate, down to 1e-5; validation loss is not watched.
+    config = TrainConfig(model="cnn", lr=0.001)
+    stalled = [(0.9, 0.5 + loss_step * epoch) for epoch in range(24)]
+    rates = _rates_after_each_epoch(config, stalled)
+    # After epoch e (0-based) the rate was halved once per 3 epochs without a gain.
+    expected = [max(0.001 * 0.5 ** (epoch // 3), 1e-5) for epoch in range(24)]
+    assert rates == pytest.approx(expected, rel=1e-6)
+    assert rates[:3] == pytest.approx([0.001] * 3) and rates[3] == pytest.approx(0.0005)
+    assert rates[-1] == pytest.approx(1e-5)  # the floor holds
+
+
+def test_the_plateau_schedule_keeps_the_rate_while_val_accuracy_improves() -> None:
+    config = TrainConfig(model="cnn", lr=0.002).replace(
+        {"cnn.plateau_patience": 1, "cnn.plateau_factor": 0.3}
+    )
+    improving = [(0.90 + 0.01 * epoch, 0.2 + 0.05 * epoch) for epoch in range(8)]  # loss worse
+    assert _rates_after_each_epoch(config, improving) == pytest.approx([0.002] * 8)
+    # The configured patience and factor, not the recipe's: one flat epoch costs 0.3x.
+    flat_once = [*improving[:3], improving[2], (0.99, 0.1)]
+    assert _rates_after_each_epoch(config, flat_once) == pytest.approx([0.002] * 3 + [0.0006] * 2)
+
+
+def test_early_stopping_watches_val_accuracy_and_restores_the_best_weights() -> None:
+    config = TrainConfig(model="cnn").replace(
+        {"cnn.plateau_patience": 0, "cnn.early_stopping_patience": 2}
+    )
+    (stopping,) = schedule_callbacks(config, has_val=True)
+    assert isinstance(stopping, keras.callbacks.EarlyStopping)
+    model = _compiled_like_the_cnn(config)
+    stopping.set_model(model)
+    stopping.on_train_begin()
+    weights_at: dict[int, list[np.ndarray]] = {}
+    # Epoch 1 is the best by accuracy; the loss keeps improving all along (it is not watched).
+    for epoch, val_accuracy in enumerate([0.5, 0.8, 0.7, 0.79]):
+        model.set_weights([np.full_like(w, epoch) for w in model.get_weights()])
+        weights_at[epoch] = model.get_weights()
+        model.stop_training = False
+        stopping.on_epoch_end(epoch, {"val_accuracy": val_accuracy, "val_loss": 1.0 - epoch / 10})
+        assert model.stop_training == (epoch == 3), f"epoch {epoch}"
+    stopping.on_train_end()
+    for restored, best in zip(model.get_weights(), weights_at[1], strict=True):
+        np.testing.assert_array_equal(restored, best)
+    assert schedule_callbacks(config, has_val=False) == []  # nothing to watch
+
+
+def test_training_runs_the_configured_plateau_schedule(mnist: MnistData) -> None:
+    # A rate so small that nothing the model predicts changes: validation accuracy is flat from
+    # the first epoch, so patience 2 cuts the rate by 0.3 for the fourth epoch, not before. The
+    # rate logged for an epoch is the one it trained with.
+    splits = make_splits(mnist, DataConfig(train_size=96, val_fraction=1 / 3, test_size=10), 0)
+    config = TrainConfig(model="cnn", epochs=4, batch_size=32, lr=1e-9).replace(
+        {"cnn.plateau_patience": 2, "cnn.plateau_factor": 0.3, "cnn.min_lr": 0.0}
+    )
+    history = train(config, splits).history
+    assert len({event.val_accuracy for event in history}) == 1
+    rates = [event.learning_rate for event in history]
+    assert rates == pytest.approx([1e-9, 1e-9, 1e-9, 3e-10], rel=1e-6)

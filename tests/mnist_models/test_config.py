@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -87,9 +88,17 @@ def test_parse_value_reads_toml_values_and_falls_back_to_text() -> None:
 
 def test_every_listed_key_is_settable() -> None:
     config = TrainConfig()
-    flat = config.flat()
     for key in config_keys():
-        assert config.replace({key: flat[key]}) == config
+        value = functools.reduce(getattr, key.split("."), config)
+        value = list(value) if isinstance(value, tuple) else value
+        assert config.replace({key: value}) == config
+
+
+def test_keys_whose_default_is_none_are_listed() -> None:
+    # A serialised config leaves them out; they are still keys to set and search.
+    assert {"data.train_size", "data.test_size", "data.split_seed"} <= set(config_keys())
+    assert TrainConfig().replace({"data.split_seed": 7}).data.split_seed == 7
+    assert len(config_keys()) == len(set(config_keys()))
 
 
 @given(

@@ -202,6 +202,33 @@ def test_a_flipped_byte_fails_the_checksum(mnist_dir: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.fault
+@pytest.mark.parametrize("stored", ["gzip", "raw"])
+def test_changed_pixels_in_a_well_formed_file_fail_the_checksum(
+    mnist_dir: Path, tmp_path: Path, mnist: MnistData, stored: str
+) -> None:
+    # Valid gzip, valid IDX header, right shape: only the checksum of the content can tell.
+    folder = copy_mnist(mnist_dir, tmp_path / "m")
+    gz = folder / MNIST_FILES["x_train"].name
+    original = gzip.decompress(gz.read_bytes())
+    content = bytearray(original)
+    for pixel in (14 * 28 + 14, 59999 * 784 + 400):  # one in the first image, one in the last
+        content[16 + pixel] ^= 0x01
+    target = gz if stored == "gzip" else folder / MNIST_FILES["x_train"].raw_name
+    if stored == "raw":
+        gz.unlink()
+    target.write_bytes(gzip.compress(bytes(content), 1, mtime=0) if stored == "gzip" else content)
+    assert read_idx(target, "images").shape == (60000, 28, 28)  # the structure is intact
+    with pytest.raises(DataError) as caught:
+        load_mnist(folder, dataset="mnist", download=False)
+    assert one_line_error(caught, target).startswith(f"{target}: checksum mismatch")
+    # The same file written back unchanged (gzipped anew, or raw) is accepted.
+    target.write_bytes(gzip.compress(original, 1, mtime=0) if stored == "gzip" else original)
+    np.testing.assert_array_equal(
+        load_mnist(folder, dataset="mnist", download=False).x_train, mnist.x_train
+    )
+
+
+@pytest.mark.fault
 def test_a_corrupt_cache_is_an_error_even_for_auto(mnist_dir: Path) -> None:
     cache = copy_mnist(mnist_dir, cache_dir())
     (cache / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8bnot really gzip")

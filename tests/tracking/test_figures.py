@@ -27,14 +27,40 @@ def test_confusion_matrix_annotates_every_cell_with_counts() -> None:
     assert f"{evaluation.accuracy:.4f}" in axes.get_title()
 
 
+def test_confusion_matrix_is_drawn_true_digits_down_predictions_across() -> None:
+    # One-way errors (3 read as 5 three times, 7 as 9 once): a transposed drawing differs.
+    labels = np.array([0, 0, 3, 3, 3, 3, 5, 5, 7, 8])
+    predicted = np.array([0, 0, 3, 5, 5, 5, 5, 5, 9, 8])
+    evaluation = evaluate_scores(labels, np.eye(10, dtype=np.float32)[predicted], loss=0.1)
+    axes = confusion_matrix_figure(evaluation).axes[0]
+    assert axes.get_ylabel() == "True label" and axes.get_xlabel() == "Predicted label"
+    (image,) = axes.get_images()
+    drawn = np.asarray(image.get_array())
+    assert drawn[3, 5] == 3 and drawn[5, 3] == 0 and drawn[7, 9] == 1 and drawn[9, 7] == 0
+    np.testing.assert_array_equal(drawn, evaluation.confusion)
+    assert image.origin == "upper" and axes.get_ylim() == (9.5, -0.5)  # digit 0 on top
+    for ticks in (axes.get_xticklabels(), axes.get_yticklabels()):
+        assert [t.get_text() for t in ticks] == [str(d) for d in range(10)]
+    # Each cell's number sits at (x = predicted, y = true).
+    cells = {tuple(map(int, t.get_position())): t.get_text() for t in axes.texts}
+    assert cells[(5, 3)] == "3" and cells[(3, 5)] == "0" and cells[(9, 7)] == "1"
+    assert all(text == str(drawn[y, x]) for (x, y), text in cells.items())
+
+
 def test_curves_plot_train_and_validation() -> None:
     history = [
         EpochResult(e, 1 / e, 0.5 + e / 10, 1.2 / e, 0.45 + e / 10, 1e-3, 1.0) for e in (1, 2, 3)
     ]
     figure = curves_figure(history)
-    loss_axes = figure.axes[0]
+    loss_axes, accuracy_axes = figure.axes
     assert [line.get_label() for line in loss_axes.lines] == ["train", "validation"]
     np.testing.assert_allclose(loss_axes.lines[0].get_ydata(), [1, 0.5, 1 / 3])
+    np.testing.assert_allclose(loss_axes.lines[1].get_ydata(), [1.2, 0.6, 0.4])
+    assert (loss_axes.get_ylabel(), accuracy_axes.get_ylabel()) == ("loss", "accuracy")
+    train, validation = accuracy_axes.lines
+    np.testing.assert_allclose(train.get_ydata(), [0.6, 0.7, 0.8])
+    np.testing.assert_allclose(validation.get_ydata(), [0.55, 0.65, 0.75])
+    np.testing.assert_array_equal(validation.get_xdata(), [1, 2, 3])  # epochs count from 1
 
 
 def test_misclassified_grid_shows_the_most_confident_errors() -> None:
