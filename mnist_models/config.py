@@ -411,8 +411,13 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any, source: str = "overri
 
 
 def config_keys() -> list[str]:
-    """Every dotted key a config accepts."""
-    return sorted(_flatten(TrainConfig().to_dict()))
+    """Every dotted key a config accepts, those whose default is ``None`` included.
+
+    Read from the dataclass fields, not from ``TrainConfig().to_dict()``: a serialised config
+    leaves out ``None`` values (``data.train_size``, ``data.split_seed``), yet they can be set,
+    overridden and searched like any other key.
+    """
+    return sorted(_field_keys(TrainConfig, ""))
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -427,6 +432,18 @@ def _is_section(path: list[str]) -> bool:
     for part in path:
         cls = _section_types(cls)[part]
     return isinstance(cls, type) and dataclasses.is_dataclass(cls)
+
+
+def _field_keys(cls: type, prefix: str) -> list[str]:
+    hints = _section_types(cls)
+    keys = []
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+            keys += _field_keys(kind, f"{prefix}{f.name}.")
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
 
 
 def _known_keys(path: list[str]) -> set[str]:

@@ -10,7 +10,7 @@ import abc
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,6 @@ class TrainResult:
     model: Any
     seconds: float
     stop_reason: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def stopped_early(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -34,11 +35,31 @@ class _ExpectedTrialEnds(logging.Filter):
         return not self._NO_VALUE.match(record.getMessage())
 
 
+class _OptunaConsole(logging.StreamHandler):
+    """Optuna's log lines on stderr, as its default handler prints them, less the expected
+    trial ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("[%(levelname)1.1s %(asctime)s] %(message)s"))
+        self.addFilter(_ExpectedTrialEnds())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # the stderr of now (pytest or rich may have replaced it)
+        super().emit(record)
+
+
 def quiet_expected_trial_ends() -> None:
-    """Installs :class:`_ExpectedTrialEnds` on Optuna's optimize loop (once per process)."""
-    optimize = logging.getLogger("optuna.study._optimize")
-    if not any(isinstance(f, _ExpectedTrialEnds) for f in optimize.filters):
-        optimize.addFilter(_ExpectedTrialEnds())
+    """Routes Optuna's log through :class:`_ExpectedTrialEnds` (once per process).
+
+    Optuna's default handler on its library root logger ``optuna`` gives way to ours, which
+    prints the same lines at the same verbosity (``optuna.logging.set_verbosity`` still
+    applies) but drops the expected trial ends.
+    """
+    optuna.logging.disable_default_handler()
+    root = logging.getLogger("optuna")  # the logger optuna.logging configures
+    if not any(isinstance(h, _OptunaConsole) for h in root.handlers):
+        root.addHandler(_OptunaConsole())
 
 
 class EpochPrinter(Callback):

@@ -39,12 +39,10 @@ class PruningCallback(Callback):
 
     def __init__(self, trial: Reportable) -> None:
         self.trial = trial
-        self.pruned_at: int | None = None
 
     def on_epoch_end(self, result: EpochResult) -> None:
         if math.isnan(result.val_accuracy):
             return
         self.trial.report(result.val_accuracy, step=result.epoch)
         if self.trial.should_prune():
-            self.pruned_at = result.epoch
             raise StopTraining(f"pruned at epoch {result.epoch}")

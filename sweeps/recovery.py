@@ -8,7 +8,8 @@ Two detectors feed one handler:
   re-run of the killed command resumes immediately. Works with every storage.
 * **Heartbeats** (RDB storages: SQLite, PostgreSQL, MySQL). Optuna's heartbeat thread stamps
   running trials; a trial silent for longer than the grace period is failed by whichever
-  worker starts its next trial, on any host.
+  worker starts its next trial, on any host (interval and grace period:
+  :data:`sweeps.storage.HEARTBEAT_INTERVAL_S`, :data:`sweeps.storage.GRACE_PERIOD_S`).
 
 The handler then ends the trial's MLflow run as FAILED (never left RUNNING forever) and
 enqueues a retry of the same params (like Optuna's ``RetryFailedTrialCallback``, but the
@@ -32,8 +33,6 @@ from sweeps.progress import console
 WORKER_ATTR = "worker"
 RETRY_OF_ATTR = "retry_of"
 RETRY_COUNT_ATTR = "retry_count"
-HEARTBEAT_INTERVAL_S = 10
-GRACE_PERIOD_S = 60
 MAX_RETRY = 2  # a trial that kills its worker three times is not retried again
 
 
@@ -45,7 +44,7 @@ def worker_id() -> str:
 class DeadTrialHandler:
     """Ends a dead trial's MLflow run as FAILED and enqueues a retry with the same params.
 
-    Called by Optuna (as the RDB storage's ``failed_trial_callback``) or by
+    Called by Optuna (as the RDB storage's ``heartbeat_stale_trial_callback``) or by
     :func:`fail_dead_local_trials`, with the trial already in state FAIL.
 
     Args:
@@ -98,17 +97,23 @@ def fail_dead_local_trials(
     """Fails RUNNING trials whose worker process on this host is gone; returns their numbers."""
     host = socket.gethostname()
     failed = []
+    study_id: int | None = None
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
         worker_host, _, pid = worker.rpartition(":")
         if worker_host != host or not pid.isdigit() or _alive(int(pid)):
             continue
+        # A FrozenTrial's storage id is private; the storage maps its number to the id.
+        # (Not study.tell: outside optimize() it would run the sampler's after_trial.)
+        if study_id is None:
+            study_id = storage.get_study_id_from_name(study.study_name)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         try:
-            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker got there first
-        handler(study, storage.get_trial(trial._trial_id))
+        handler(study, storage.get_trial(trial_id))
         failed.append(trial.number)
     return failed
 

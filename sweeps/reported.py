@@ -9,6 +9,7 @@ the way the report did and compares them digit by digit.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,9 +28,12 @@ EXACT, WITHIN, DIFFERS, NOT_REPRODUCIBLE = (
     "not reproducible",
 )
 FORMATS = ("grokking", "keras")
-_FIELDS = {
-    "id", "part", "section", "wording", "note", "reproducible", "reason", "tolerance",
-    "headline", "format", "reported", "config", "corrected",
+# Each field of an entry and the kind of value it takes (checked like a config: a bool is
+# never a number, a number never a string).
+_KINDS = {
+    "id": "str", "part": "part", "section": "str", "wording": "str", "note": "str",
+    "reproducible": "bool", "reason": "str", "tolerance": "tolerance", "headline": "str",
+    "format": "str", "reported": "table", "config": "table", "corrected": "table",
 }  # fmt: skip
 
 
@@ -66,44 +70,48 @@ class ReportedRun:
 
     @classmethod
     def from_dict(cls, document: Mapping[str, Any], source: str) -> ReportedRun:
-        """Parses one registry entry strictly.
+        """Parses one registry entry strictly: each field must have its own type.
 
         Raises:
-            ConfigError: One line naming ``source`` and the bad field.
+            ConfigError: One line naming ``source``, the bad field and what was expected.
         """
-        unknown = set(document) - _FIELDS
+        unknown = set(document) - set(_KINDS)
         if unknown:
             raise ConfigError(f"{source}: unknown field {sorted(unknown)[0]!r}")
         for name in ("id", "section", "wording", "reported", "config"):
             if name not in document:
                 raise ConfigError(f"{source}: missing field {name!r}")
-        reported = {str(k): str(v) for k, v in dict(document["reported"]).items()}
-        headline = str(document.get("headline", "test_accuracy"))
+        values = {name: _checked(source, name, value) for name, value in document.items()}
+        reported = values["reported"]
+        for figure, printed in reported.items():
+            if not isinstance(printed, str):  # a float would lose the digits as printed
+                raise ConfigError(
+                    f"{source}: reported.{figure}={printed!r}: expected a string, "
+                    "the figure exactly as printed"
+                )
+        headline = values.get("headline", "test_accuracy")
         if headline not in reported:
             raise ConfigError(f"{source}: headline {headline!r} is not among [reported] figures")
-        fmt = str(document.get("format", "grokking"))
+        fmt = values.get("format", "grokking")
         if fmt not in FORMATS:
             raise ConfigError(f"{source}: format {fmt!r}: expected one of {FORMATS}")
-        tolerance = float(document.get("tolerance", 0.0))
-        if not tolerance >= 0:
-            raise ConfigError(f"{source}: tolerance {tolerance}: expected >= 0")
-        config = TrainConfig.from_dict(document["config"], source=f"{source} [config]")
-        corrected = dict(document.get("corrected", {}))
+        config = TrainConfig.from_dict(values["config"], source=f"{source} [config]")
+        corrected = dict(values.get("corrected", {}))
         config.replace(corrected, source=f"{source} [corrected]")  # validated now, not mid-run
         return cls(
-            id=str(document["id"]),
-            part=int(document.get("part", 1)),
-            section=str(document["section"]),
-            wording=str(document["wording"]),
-            note=str(document.get("note", "")),
+            id=values["id"],
+            part=values.get("part", 1),
+            section=values["section"],
+            wording=values["wording"],
+            note=values.get("note", ""),
             headline=headline,
             format=fmt,
-            reported=reported,
+            reported=dict(reported),
             config=config,
             corrected=corrected,
-            reproducible=bool(document.get("reproducible", True)),
-            reason=str(document.get("reason", "")),
-            tolerance=tolerance,
+            reproducible=values.get("reproducible", True),
+            reason=values.get("reason", ""),
+            tolerance=float(values.get("tolerance", 0.0)),
         )
 
     @classmethod
@@ -117,6 +125,28 @@ class ReportedRun:
     def corrected_config(self) -> TrainConfig:
         """The same run with every faithful-mode switch off."""
         return self.config.replace(self.corrected, source=f"{self.id} [corrected]")
+
+
+def _checked(source: str, name: str, value: Any) -> Any:
+    """``value`` if it is of field ``name``'s kind, else a one-line :class:`ConfigError`."""
+    kind = _KINDS[name]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "str":
+        ok, expected = isinstance(value, str), "a string"
+    elif kind == "bool":
+        ok, expected = isinstance(value, bool), "true or false"
+    elif kind == "part":
+        ok, expected = number and isinstance(value, int) and value >= 1, "an integer >= 1"
+    elif kind == "tolerance":
+        # NaN and infinity fail the comparison; unlike math.isfinite, it cannot overflow on a
+        # 400-digit integer.
+        ok = number and 0 <= value <= sys.float_info.max
+        expected = "a finite number >= 0"
+    else:
+        ok, expected = isinstance(value, Mapping), "a table"
+    if not ok:
+        raise ConfigError(f"{source}: {name}={value!r}: expected {expected}")
+    return value
 
 
 def registry() -> dict[str, ReportedRun]:

@@ -19,6 +19,10 @@ from tracking.runs import use_write_ahead_log
 __all__ = ["default_storage", "local_path", "open_storage", "redact_url", "storage_kind"]
 
 DEFAULT_STORAGE_FILE = "optuna.db"
+# Trial heartbeats of RDB storages (see sweeps.recovery): a running trial stamps the storage
+# every HEARTBEAT_INTERVAL_S; one silent for GRACE_PERIOD_S is failed and re-run.
+HEARTBEAT_INTERVAL_S = 10
+GRACE_PERIOD_S = 60
 _SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 
 
@@ -47,8 +51,8 @@ def storage_kind(url: str) -> str:
 def open_storage(
     url: str | None,
     dead_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
-    heartbeat_interval: int = 10,
-    grace_period: int = 60,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
+    grace_period: int = GRACE_PERIOD_S,
 ) -> optuna.storages.BaseStorage:
     """Opens ``url`` (an RDB URL or a ``.journal``/``.log`` file path) as an Optuna storage.
 
@@ -85,6 +89,7 @@ def open_storage(
             # driver, bad port: one line naming the URL, never a traceback or the password.
             raise ConfigError(
                 f"--storage {redact_url(url)!r}: cannot open it ({_reason(exc, url)})"
+                + (_driver_hint(url, exc.name) if isinstance(exc, ImportError) else "")
             ) from None
         if local is not None:
             use_write_ahead_log(local)
@@ -95,6 +100,30 @@ def open_storage(
 # Several worker processes on one SQLite file (optuna issue 820, "database is locked"): wait for
 # the lock instead of failing at once, and let readers proceed beside the writer (WAL).
 _SQLITE_ENGINE = {"connect_args": {"timeout": 60}}
+
+
+def _driver_hint(url: str, missing: str | None) -> str:
+    """What to install (and write) when the URL's database driver, module ``missing``,
+    cannot be imported."""
+    dialect, _, driver = url.split("://", 1)[0].partition("+")
+    if dialect == "postgresql" and driver in ("", "psycopg") and missing != "psycopg2":
+        # SQLAlchemy 2.1 maps a plain postgresql:// to psycopg 3, which the extra installs.
+        return "; install the driver: pip install 'mnist-sweeps[postgres]'"
+    if dialect == "postgresql":  # psycopg2 (SQLAlchemy 2.0's default for postgresql://) or other
+        return (
+            f"; {driver or missing} is not installed: pip install 'mnist-sweeps[postgres]' "
+            "and use a postgresql+psycopg:// URL (psycopg 3)"
+        )
+    if dialect == "mysql" and driver == "pymysql":
+        return "; install the driver: pip install 'mnist-sweeps[mysql]'"
+    if dialect == "mysql":
+        # SQLAlchemy maps a plain mysql:// to MySQLdb (mysqlclient, which needs a C compiler and
+        # the MySQL headers); the extra installs the pure-Python PyMySQL instead.
+        return (
+            "; install the driver: pip install 'mnist-sweeps[mysql]' and "
+            "use a mysql+pymysql:// URL (mysql:// means the MySQLdb driver)"
+        )
+    return ""  # oracle, mssql: no extra of ours; the driver's own error names the module
 
 
 def _reason(exc: BaseException, url: str) -> str:

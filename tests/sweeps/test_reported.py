@@ -87,6 +87,60 @@ def test_bad_entries_are_one_line_errors(change: dict, message: str) -> None:
     assert text.startswith("toy.toml") and message in text and "\n" not in text
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"reproducible": "false"}, "reproducible='false': expected true or false"),
+        ({"reproducible": 0}, "reproducible=0: expected true or false"),
+        ({"part": True}, "part=True: expected an integer >= 1"),
+        ({"part": "2"}, "part='2': expected an integer >= 1"),
+        ({"part": 2.0}, "part=2.0: expected an integer >= 1"),
+        ({"part": 0}, "part=0: expected an integer >= 1"),
+        ({"tolerance": "abc"}, "tolerance='abc': expected a finite number >= 0"),
+        ({"tolerance": True}, "tolerance=True: expected a finite number >= 0"),
+        ({"tolerance": -0.001}, "tolerance=-0.001: expected a finite number >= 0"),
+        ({"tolerance": float("nan")}, "tolerance=nan: expected a finite number >= 0"),
+        ({"tolerance": float("inf")}, "tolerance=inf: expected a finite number >= 0"),
+        ({"tolerance": 10**400}, "tolerance=1000"),
+        ({"id": 7}, "id=7: expected a string"),
+        ({"section": None}, "section=None: expected a string"),
+        ({"note": ["made up"]}, "note=['made up']: expected a string"),
+        ({"headline": 1}, "headline=1: expected a string"),
+        ({"format": False}, "format=False: expected a string"),
+        ({"reason": 3.5}, "reason=3.5: expected a string"),
+        ({"reported": "0.7073"}, "reported='0.7073': expected a table"),
+        (
+            {"reported": {"test_accuracy": 0.7073}},
+            "reported.test_accuracy=0.7073: expected a string",
+        ),
+        ({"config": "mlp"}, "config='mlp': expected a table"),
+        ({"corrected": ["lr"]}, "corrected=['lr']: expected a table"),
+    ],
+)
+def test_each_field_has_its_type(change: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ReportedRun.from_dict({**ENTRY, **change}, "toy.toml")
+    text = str(caught.value)
+    assert text.startswith("toy.toml: ") and message in text and "\n" not in text
+
+
+def test_typed_fields_keep_their_values() -> None:
+    entry = ReportedRun.from_dict({**ENTRY, "part": 2, "tolerance": 0, "reproducible": False}, "t")
+    assert (entry.part, entry.reproducible) == (2, False)
+    assert entry.tolerance == 0.0 and isinstance(entry.tolerance, float)
+
+
+def test_a_mistyped_field_in_a_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "toy.toml"
+    path.write_text(
+        'id = "toy"\nsection = "s"\nwording = "w"\nreproducible = "false"\n'
+        '[reported]\ntest_accuracy = "0.1"\n[config]\nmodel = "mlp"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        ReportedRun.from_file(path)
+    assert str(caught.value) == f"{path}: reproducible='false': expected true or false"
+
+
 def test_the_file_name_is_the_id(tmp_path: Path) -> None:
     path = tmp_path / "other.toml"
     path.write_text(

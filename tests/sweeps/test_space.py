@@ -75,3 +75,17 @@ def test_without_fixes_a_parameter() -> None:
     )
     assert list(space.without(["lr"]).params) == ["dropout"]
     assert len(space) == 2
+
+
+def test_a_key_whose_default_is_none_can_be_searched() -> None:
+    from sweeps.sweep_config import SweepConfig  # the space is checked against the config there
+
+    sweep = SweepConfig.from_dict(
+        {"space": {"data.split_seed": {"type": "int", "low": 0, "high": 3}}}, "sweep.toml"
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    drawn = set()
+    for _ in range(12):
+        values = sweep.space.sample(study.ask())
+        drawn.add(sweep.base.replace(values).data.split_seed)
+    assert drawn <= {0, 1, 2, 3} and len(drawn) > 1

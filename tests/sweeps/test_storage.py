@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import optuna
@@ -51,3 +52,32 @@ def test_local_storages_create_their_folder(tmp_path: Path) -> None:
     assert (tmp_path / "j").is_dir()
     assert local_path("postgresql://u:p@h/db") is None
     assert local_path("sqlite:///:memory:") is None
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("postgresql://alice:s3cret@127.0.0.1:1/optuna", "pip install 'mnist-sweeps[postgres]'"),
+        ("postgresql+psycopg://alice:s3cret@127.0.0.1:1/optuna", "'mnist-sweeps[postgres]'"),
+        (
+            "postgresql+psycopg2://alice:s3cret@127.0.0.1:1/optuna",
+            "pip install 'mnist-sweeps[postgres]' and use a postgresql+psycopg:// URL",
+        ),
+        (
+            "mysql://alice:s3cret@127.0.0.1:1/optuna",
+            "pip install 'mnist-sweeps[mysql]' and use a mysql+pymysql:// URL",
+        ),
+        ("mysql+pymysql://alice:s3cret@127.0.0.1:1/optuna", "pip install 'mnist-sweeps[mysql]'"),
+    ],
+)
+def test_a_missing_driver_names_the_extra_to_install(
+    url: str, hint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for driver in ("psycopg", "psycopg2", "pymysql", "MySQLdb"):  # as if none were installed
+        monkeypatch.setitem(sys.modules, driver, None)
+    with pytest.raises(ConfigError) as caught:
+        open_storage(url)
+    message = str(caught.value)
+    assert hint in message and "\n" not in message
+    assert "ModuleNotFoundError" in message  # the driver's own reason is kept
+    assert "s3cret" not in message and "alice:***@127.0.0.1:1" in message
