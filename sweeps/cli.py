@@ -20,6 +20,8 @@ from sweeps.objective import short_params
 from sweeps.progress import EpochPrinter, console, quiet_expected_trial_ends
 from sweeps.report import register as register_report
 from sweeps.reproduce import register as register_reproduce
+from sweeps.samplers import SAMPLERS
+from sweeps.signals import exit_code, stopping_on_signals
 from sweeps.storage import redact_url
 from sweeps.study import SweepSettings, run_sweep
 from sweeps.sweep_config import PRUNERS, SweepConfig, parse_overrides
@@ -56,7 +58,7 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--train-size", type=int, metavar="N", help="use only the first N training images"
     )
-    group.add_argument("--seed", type=int, help="seed of training (and of the sampler)")
+    group.add_argument("--seed", type=int, help="seed of training (and of the sampler's draws)")
     _add_data_and_tracking_args(parser)
 
 
@@ -112,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="Optuna storage: sqlite:///file.db, postgresql://..., or a .journal "
         "file (default: sqlite:///optuna.db in the working folder)",
+    )
+    study.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        help="override the file's sweep.sampler (grid: every point of the space's grid values)",
     )
     study.add_argument("--pruner", choices=PRUNERS, help="override the file's sweep.pruner")
     study.add_argument(
@@ -178,7 +185,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError(f"--trials {args.trials}: expected >= 1")
     if args.timeout is not None and not args.timeout > 0:  # NaN too
         raise ConfigError(f"--timeout {args.timeout}: expected > 0 seconds")
-    sweep = resolve_sweep(args, pruner=args.pruner, trials=args.trials)
+    sweep = resolve_sweep(args, pruner=args.pruner, sampler=args.sampler, trials=args.trials)
     study_name = args.study or f"mnist-{sweep.base.model}"
     settings = SweepSettings(
         study=study_name,
@@ -253,6 +260,23 @@ def _print_error(kind: str, exc: BaseException) -> None:
     console.print(f"mnist-sweep: {kind}: {text}", markup=False, emoji=False)
 
 
+_AFTER_STOP = {
+    "sweep": "re-run the same command to resume",
+    "worker": "re-run the same command to resume",
+    "train": "its MLflow run is marked KILLED",
+    "reproduce": "its MLflow run is marked KILLED",
+    "ui": "the MLflow UI is stopped",
+}
+
+
+def _stopped_line(command: str, interrupt: KeyboardInterrupt) -> str:
+    """``interrupted; re-run the same command to resume`` (Ctrl-C), ``stopped by SIGTERM; ...``"""
+    name = getattr(interrupt, "name", "SIGINT")
+    what = "interrupted" if name == "SIGINT" else f"stopped by {name}"
+    after = _AFTER_STOP.get(command)
+    return f"{what}; {after}" if after else what
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -263,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One "Retrying ..." line per backoff step: an outage is reported once, by the run logger.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     try:
-        return int(args.handler(args))
+        with stopping_on_signals():
+            return int(args.handler(args))
     except ConfigError as exc:
         _print_error("error", exc)
         return EXIT_CONFIG
@@ -273,9 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MnistSweepsError as exc:
         _print_error("error", exc)
         return 1
-    except KeyboardInterrupt:
-        console.print("interrupted; re-run the same command to resume", markup=False)
-        return 130
+    except KeyboardInterrupt as exc:
+        console.print(_stopped_line(args.command, exc), markup=False)
+        return exit_code(exc)
     finally:
         warnings.showwarning = _default_showwarning
 

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from mnist_models.config import TrainConfig
 from mnist_models.errors import ConfigError
+from sweeps.attrs import CONFIG_ATTR, SAMPLER_ATTR
 from sweeps.progress import console
 from sweeps.storage import default_storage, local_path, open_storage, redact_url, storage_kind
 from sweeps.sweep_config import OBJECTIVE
@@ -113,6 +114,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
     console.print(f"{len(names)} studies in {redact_url(url)}", markup=False)
     table = Table(show_lines=True)
     table.add_column("study", overflow="fold")
+    table.add_column("sampler", no_wrap=True)
     table.add_column("trials", no_wrap=True)
     table.add_column(f"best {OBJECTIVE}", justify="right", no_wrap=True)
     table.add_column("best params", overflow="fold")
@@ -120,14 +122,22 @@ def cmd_studies(args: argparse.Namespace) -> int:
         study = optuna.load_study(study_name=name, storage=storage)
         best = best_trial(study)
         trials = "\n".join(state_counts(study)) or "none"
+        sampler = Text(sampler_name(study))
         if best is None:
-            table.add_row(Text(name), trials, "-", "-")
+            table.add_row(Text(name), sampler, trials, "-", "-")
         else:
             value = f"{best.value:.4f} (trial {best.number})"
             params = Text("\n".join(f"{k}={_short(v)}" for k, v in best.params.items()))
-            table.add_row(Text(name), trials, value, params)
+            table.add_row(Text(name), sampler, trials, value, params)
     console.print(table)
     return 0
+
+
+def sampler_name(study: optuna.Study) -> str:
+    """The sampler a study searches with (``tpe``, ``grid``, ...); ``-`` if not ours."""
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    fallback = stored.get("sweep", {}).get("sampler", "-") if isinstance(stored, dict) else "-"
+    return str(study.user_attrs.get(SAMPLER_ATTR, fallback))
 
 
 def state_counts(study: optuna.Study) -> list[str]:

@@ -12,9 +12,9 @@ from sweeps.progress import console
 from sweeps.recovery import RETRY_OF_ATTR, WORKER_ATTR, requeue, worker_id
 from sweeps.sweep_config import SweepConfig
 from sweeps.trial_runner import TrialRunner
-from tracking import RunLogger, Tracker
+from tracking import RunLogger, Tracker, interrupt_reason
 
-_SHORT = {"batch_size": "bs", "dropout": "do", "learning_rate": "lr"}
+_SHORT = {"batch_size": "bs", "dropout": "do"}
 
 
 def short_params(params: dict[str, Any]) -> str:
@@ -92,8 +92,8 @@ class Objective:
             _close_after_error(run, "FAILED", str(exc))
             console.print(f"[red]{name}: failed: {exc}[/]")
             raise
-        except KeyboardInterrupt:
-            _close_after_error(run, "KILLED", "interrupted")
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (sweeps.signals)
+            _close_after_error(run, "KILLED", interrupt_reason(exc))
             # Interrupted, not failed: the next run of the same command tries these params first.
             requeue(trial.study, trial.number, trial.params, trial.user_attrs, count_as_retry=False)
             raise

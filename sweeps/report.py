@@ -111,19 +111,24 @@ def _param_names(trials: list[FrozenTrial]) -> list[str]:
     return list(dict.fromkeys(name for trial in trials for name in trial.params))
 
 
+FINISHED_OR_RUNNING = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
 def _plots(trials: list[FrozenTrial]) -> dict[str, Size]:
     """The plots that make sense for the study as it stands, with their figure sizes."""
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
     params = _param_names(completed)
     varied = [p for p in params if len({repr(t.params.get(p)) for t in completed}) > 1]
     values_vary = len({t.value for t in completed}) > 1  # hence two or more completed
+    # Optuna's intermediate-values plot leaves failed trials out (an interrupted one has some).
+    plotted = [t for t in trials if t.state in FINISHED_OR_RUNNING]
     sizes = {
         "optimization_history": (9.0, 5.0) if completed else None,
         "param_importances": (8.0, 2.5 + 0.5 * len(params)) if varied and values_vary else None,
         "parallel_coordinate": (max(9.0, 1.8 * len(params) + 1.8), 5.5)
         if len(completed) > 1 and params
         else None,
-        "intermediate_values": (9.0, 5.0) if any(t.intermediate_values for t in trials) else None,
+        "intermediate_values": (9.0, 5.0) if any(t.intermediate_values for t in plotted) else None,
     }
     return {name: size for name, size in sizes.items() if size is not None}
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 import re
 import tempfile
@@ -22,6 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sweeps.attrs import CONFIG_ATTR, TARGET_ATTR, TRACKING_ATTR
+from sweeps.export import sampler_name
 from sweeps.report import draw_study_figures, trial_rows
 from sweeps.storage import redact_url
 from sweeps.sweep_config import OBJECTIVE
@@ -80,7 +80,7 @@ def render_study_page(study: optuna.Study, storage: str, figures: dict[str, byte
         parts += ["<h2>Best trial</h2>", _definitions(_best(best))]
     space = _search_space(study)
     if space:
-        parts += ["<h2>Search space</h2>", _definitions(space)]
+        parts += ["<h2>Search space</h2>", _space_table(space)]
     if figures:
         parts.append("<h2>Figures</h2>")
         for name, png in figures.items():
@@ -103,6 +103,7 @@ def _summary(
         "objective": f"{study.direction.name.lower()} {objective}",
         "trials": ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none yet",
         "trials target": str(study.user_attrs.get(TARGET_ATTR, "-")),
+        "sampler": sampler_name(study),
         "storage": redact_url(storage),
         "best value": f"{best.value:.4f} (trial {best.number})" if best else "-",
     }
@@ -124,13 +125,36 @@ def _best(trial: Any) -> dict[str, str]:
     return best
 
 
-def _search_space(study: optuna.Study) -> dict[str, str]:
+def _search_space(study: optuna.Study) -> dict[str, dict[str, Any]]:
+    """The searched parameters as the study stored them (``SearchSpace.to_dict``)."""
     stored = study.user_attrs.get(CONFIG_ATTR)
-    try:
-        space = json.loads(stored).get("space", {}) if isinstance(stored, str) else {}
-    except (json.JSONDecodeError, AttributeError):
-        return {}
-    return {name: json.dumps(spec) for name, spec in space.items()}
+    return dict(stored.get("space", {})) if isinstance(stored, dict) else {}
+
+
+def _space_table(space: dict[str, dict[str, Any]]) -> str:
+    """One row per searched parameter: name, type, range or choices, log (and grid values,
+    when the study has any)."""
+    has_grid = any("grid" in spec for spec in space.values())
+    columns = ["parameter", "type", "range or choices", "log"] + ["grid"] * has_grid
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = []
+    for name, spec in space.items():
+        if "choices" in spec:
+            span = ", ".join(map(_space_value, spec["choices"]))
+        else:
+            span = f"{_space_value(spec.get('low'))} to {_space_value(spec.get('high'))}"
+        cells = [name, str(spec.get("type", "")), span, _space_value(spec.get("log"))]
+        if has_grid:
+            cells.append(", ".join(map(_space_value, spec.get("grid", []))))
+        body.append("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _space_value(value: Any) -> str:
+    """As the sweep file writes it: ``true``, ``0.001``, ``64``; nothing for ``None``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def _table(rows: list[dict[str, Any]], best: Any | None) -> str:

@@ -7,6 +7,7 @@ A space never builds a model. It only turns a trial into a dict of dotted config
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -35,27 +36,54 @@ class ParamSpec(abc.ABC):
     def to_dict(self) -> dict[str, Any]:
         """The TOML table this spec was read from."""
 
+    @abc.abstractmethod
+    def grid_values(self) -> list[Any]:
+        """The values a grid search tries.
+
+        Raises:
+            ConfigError: The parameter has no finite set of values (a float without ``grid``).
+        """
+
 
 class _RangeParam(ParamSpec):
-    """Shared bounds checks of the numeric specs."""
+    """Shared bounds checks of the numeric specs.
+
+    ``grid`` lists the values a grid search tries (``sampler = "grid"``); every other sampler
+    searches the whole range and ignores it.
+    """
 
     kind: ClassVar[str]
     name: str
     low: float
     high: float
     log: bool
+    grid: tuple[float, ...] | None
 
     def __post_init__(self) -> None:
         if self.low > self.high:
             raise ConfigError(f"space.{self.name}: low={self.low} must be <= high={self.high}")
         if self.log and self.low <= 0:
             raise ConfigError(f"space.{self.name}: low={self.low} must be > 0 when log = true")
+        if self.grid is None:
+            return
+        if not self.grid:
+            raise ConfigError(f"space.{self.name}.grid: must not be empty")
+        for value in self.grid:
+            if not self.low <= value <= self.high:
+                raise ConfigError(
+                    f"space.{self.name}.grid: {value!r} is outside [{self.low}, {self.high}]"
+                )
+        if len(set(self.grid)) < len(self.grid):
+            raise ConfigError(f"space.{self.name}.grid: {list(self.grid)} repeats a value")
 
     def candidates(self) -> list[Any]:
-        return [self.low, self.high]
+        return [self.low, self.high, *(self.grid or ())]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.kind, "low": self.low, "high": self.high, "log": self.log}
+        table = {"type": self.kind, "low": self.low, "high": self.high, "log": self.log}
+        if self.grid is not None:  # absent otherwise: studies stored before grids still match
+            table["grid"] = list(self.grid)
+        return table
 
 
 @dataclass(frozen=True)
@@ -65,13 +93,22 @@ class FloatParam(_RangeParam):
     low: float
     high: float
     log: bool = False
+    grid: tuple[float, ...] | None = None
 
     def suggest(self, trial: optuna.Trial) -> float:
         return trial.suggest_float(self.name, self.low, self.high, log=self.log)
 
     def candidates(self) -> list[Any]:
         # As floats, like every value drawn: integer bounds must not pass for an integer key.
-        return [_as_float(self.low), _as_float(self.high)]
+        return [_as_float(value) for value in super().candidates()]
+
+    def grid_values(self) -> list[Any]:
+        if self.grid is None:
+            raise ConfigError(
+                f"space.{self.name}: sampler 'grid' needs the values to try, "
+                f"e.g. grid = [{self.low}, {self.high}]"
+            )
+        return [float(value) for value in self.grid]
 
 
 def _as_float(value: float) -> float:
@@ -88,9 +125,23 @@ class IntParam(_RangeParam):
     low: int
     high: int
     log: bool = False
+    grid: tuple[int, ...] | None = None
+
+    # A grid over every integer of a wider range is a mistake, not a search.
+    MAX_IMPLICIT_GRID: ClassVar[int] = 100
 
     def suggest(self, trial: optuna.Trial) -> int:
         return trial.suggest_int(self.name, self.low, self.high, log=self.log)
+
+    def grid_values(self) -> list[Any]:
+        if self.grid is not None:
+            return list(self.grid)
+        if self.high - self.low >= self.MAX_IMPLICIT_GRID:
+            raise ConfigError(
+                f"space.{self.name}: sampler 'grid' tries every integer of [{self.low}, "
+                f"{self.high}] only up to {self.MAX_IMPLICIT_GRID} values; give grid = [...]"
+            )
+        return list(range(self.low, self.high + 1))
 
 
 @dataclass(frozen=True)
@@ -116,15 +167,22 @@ class CategoricalParam(ParamSpec):
     def to_dict(self) -> dict[str, Any]:
         return {"type": "categorical", "choices": list(self.choices)}
 
+    def grid_values(self) -> list[Any]:
+        return list(self.choices)
+
 
 _KINDS: dict[str, tuple[type[ParamSpec], dict[str, tuple[type, ...]], set[str]]] = {
     # kind: (class, {field: accepted types}, required fields)
     "float": (
         FloatParam,
-        {"low": (int, float), "high": (int, float), "log": (bool,)},
+        {"low": (int, float), "high": (int, float), "log": (bool,), "grid": (list,)},
         {"low", "high"},
     ),
-    "int": (IntParam, {"low": (int,), "high": (int,), "log": (bool,)}, {"low", "high"}),
+    "int": (
+        IntParam,
+        {"low": (int,), "high": (int,), "log": (bool,), "grid": (list,)},
+        {"low", "high"},
+    ),
     "categorical": (CategoricalParam, {"choices": (list,)}, {"choices"}),
 }
 
@@ -154,7 +212,18 @@ def parse_param(name: str, table: Any) -> ParamSpec:
     kwargs = {key: value for key, value in table.items() if key != "type"}
     if kind == "categorical":
         kwargs["choices"] = tuple(kwargs["choices"])
+    if "grid" in kwargs:
+        kwargs["grid"] = tuple(_grid_value(name, kind, value) for value in kwargs["grid"])
     return cls(name=name, **kwargs)  # type: ignore[call-arg]
+
+
+def _grid_value(name: str, kind: str, value: Any) -> Any:
+    """One ``grid`` entry, typed like the parameter's bounds."""
+    numbers: tuple[type, ...] = (int,) if kind == "int" else (int, float)
+    if isinstance(value, bool) or not isinstance(value, numbers):
+        expected = "an integer" if kind == "int" else "a number"
+        raise ConfigError(f"space.{name}.grid: {value!r}: expected {expected}")
+    return value
 
 
 class SearchSpace:
@@ -173,6 +242,21 @@ class SearchSpace:
     def sample(self, trial: optuna.Trial) -> dict[str, Any]:
         """Draws every parameter; the result maps dotted config keys to values."""
         return {name: param.suggest(trial) for name, param in self.params.items()}
+
+    def grid(self) -> dict[str, list[Any]]:
+        """Every parameter's grid values, for Optuna's ``GridSampler``.
+
+        Raises:
+            ConfigError: A parameter has no grid (a float without ``grid = [...]``), or the
+                space is empty.
+        """
+        if not self.params:
+            raise ConfigError("space: sampler 'grid' needs at least one searched parameter")
+        return {name: param.grid_values() for name, param in self.params.items()}
+
+    def grid_size(self) -> int:
+        """How many points the grid has."""
+        return math.prod(len(values) for values in self.grid().values())
 
     def without(self, names: Sequence[str]) -> SearchSpace:
         """A copy lacking ``names`` (used when a ``--set`` fixes a searched parameter)."""

@@ -17,13 +17,14 @@ from optuna.trial import TrialState
 from mnist_models.config import TrainConfig
 from mnist_models.data import MnistData, Splits, load_mnist, make_splits
 from mnist_models.errors import ConfigError, TrialFailed
-from sweeps.attrs import CONFIG_ATTR, TARGET_ATTR, TRACKING_ATTR
+from sweeps.attrs import CONFIG_ATTR, SAMPLER_ATTR, TARGET_ATTR, TRACKING_ATTR
 from sweeps.budget import TrialBudget
 from sweeps.objective import Objective
 from sweeps.progress import SweepProgress, console
 from sweeps.pruning import make_pruner
 from sweeps.recovery import DeadTrialHandler, fail_dead_local_trials
 from sweeps.report import log_study_report
+from sweeps.samplers import grid_trials_left, make_sampler
 from sweeps.storage import default_storage, open_storage, redact_url, storage_kind
 from sweeps.sweep_config import OBJECTIVE, SweepConfig
 from sweeps.trial_runner import InProcessRunner, SubprocessRunner, TrialRunner
@@ -53,12 +54,6 @@ class SweepSettings:
     workers: int = 1
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
-
-
 def load_or_create_study(
     sweep: SweepConfig, settings: SweepSettings, storage: optuna.storages.BaseStorage | None = None
 ) -> optuna.Study:
@@ -71,7 +66,7 @@ def load_or_create_study(
     study = optuna.create_study(
         study_name=settings.study,
         storage=storage,
-        sampler=make_sampler(sweep.sampler, settings.seed),
+        sampler=make_sampler(sweep.sampler, settings.seed, sweep.space),
         pruner=make_pruner(sweep.pruner),
         direction="maximize",
         load_if_exists=True,
@@ -87,6 +82,7 @@ def load_or_create_study(
             f"{redact_url(settings.storage)!r} with a different config; "
             "use a new --study name, or the same config and flags to resume it"
         )
+    study.set_user_attr(SAMPLER_ATTR, sweep.sampler)  # may change on resume; workers follow
     return study
 
 
@@ -110,14 +106,28 @@ class SplitsCache:
         return self._splits[key]
 
 
-def parent_run(tracker: Tracker, study: optuna.Study, sweep: SweepConfig, storage: str) -> str:
-    """The study's single parent run: found again on resume, created otherwise."""
-    tags = {"optuna.study": study.study_name, "mnist_sweeps.role": "study"}
+def parent_tags(study: optuna.Study) -> dict[str, str]:
+    """The tags that find a study's parent run."""
+    return {"optuna.study": study.study_name, "mnist_sweeps.role": "study"}
+
+
+def parent_run(
+    tracker: Tracker, study: optuna.Study, sweep: SweepConfig, storage: str, reopen: bool = True
+) -> str:
+    """The study's single parent run: found again on resume, created otherwise.
+
+    Args:
+        reopen: Set a found run RUNNING again (the `sweep` command, which ends it); a joining
+            worker leaves its status to the command that owns it.
+    """
+    tags = parent_tags(study)
     existing = tracker.find_runs(tags)
     if existing:
-        run_id = tracker.resume_run(existing[0]).id
+        run_id = tracker.resume_run(existing[0]).id if reopen else existing[0]
     else:
         run_id = _new_parent_run(tracker, study, sweep, storage, tags)
+    # A tag, not only the creation-time param: a resumed study may search with another sampler.
+    RunLogger(tracker.client, run_id).set_tags({"optuna.sampler": sweep.sampler})
     save_sweep_view(tracker.client, tracker.experiment_id, sweep.space.to_dict())
     return run_id
 
@@ -130,7 +140,7 @@ def _new_parent_run(
         {
             "study": study.study_name,
             "storage": redact_url(storage),
-            "sampler": type(study.sampler).__name__,
+            "sampler": _optuna_name(study.sampler),
             "pruner": type(study.pruner).__name__,
             "objective": f"maximize {OBJECTIVE}",
             **{f"space.{k}": json.dumps(v) for k, v in sweep.space.to_dict().items()},
@@ -139,6 +149,11 @@ def _new_parent_run(
     run.set_tags({"optuna.storage": redact_url(storage)})
     run.client.log_dict(run.id, sweep.to_dict(), "sweep_config.json")
     return run.id
+
+
+def _optuna_name(sampler: optuna.samplers.BaseSampler) -> str:
+    """``TPESampler``, ``GridSampler``, ...: the Optuna sampler that draws the params."""
+    return getattr(sampler, "optuna_name", type(sampler).__name__)
 
 
 def run_sweep(
@@ -221,6 +236,8 @@ def work(
         fail_dead_local_trials(study, storage, dead_trials)
 
     remaining = budget.remaining(study)
+    if sweep.sampler == "grid":  # every point once: a finished grid has nothing left to draw
+        remaining = min(remaining, grid_trials_left(study, sweep.space))
     if not remaining:
         return
     done = len(study.get_trials(deepcopy=False, states=FINISHED))

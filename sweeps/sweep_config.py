@@ -14,12 +14,12 @@ from typing import Any
 
 from mnist_models.config import TrainConfig, config_keys, parse_value, read_toml
 from mnist_models.errors import ConfigError
+from sweeps.samplers import SAMPLERS
 from sweeps.space import SearchSpace
 
 OBJECTIVE = "val_accuracy"  # maximised; validation accuracy after the last epoch trained
 SECTIONS = {"sweep", "fixed", "space"}
 SWEEP_KEYS = {"trials": int, "sampler": str, "pruner": str}
-SAMPLERS = ("tpe", "random")
 PRUNERS = ("none", "median", "hyperband")
 
 
@@ -31,7 +31,8 @@ class SweepConfig:
         base: The fixed settings every trial starts from.
         space: The searched parameters (dotted config keys).
         trials: Default number of finished trials the study should reach.
-        sampler: ``tpe`` (default) or ``random``.
+        sampler: ``tpe`` (default), ``random``, ``qmc``, ``cmaes`` or ``grid`` (every
+            parameter then needs grid values; see :meth:`SearchSpace.grid`).
         pruner: ``median`` (default), ``hyperband`` or ``none``.
     """
 
@@ -54,6 +55,13 @@ class SweepConfig:
                 f"(a sweep maximises {OBJECTIVE})"
             )
         _check_space(self.base, self.space)
+        if self.sampler == "grid":
+            points = self.space.grid_size()  # a float without grid values fails here
+            if self.trials > points:
+                raise ConfigError(
+                    f"sweep.trials={self.trials}: the grid has {points} points; "
+                    f"set trials = {points} or fewer"
+                )
 
     @classmethod
     def from_dict(cls, document: Mapping[str, Any], source: str = "sweep config") -> SweepConfig:
@@ -111,7 +119,8 @@ class SweepConfig:
     ) -> SweepConfig:
         """Applies dotted-key overrides to the fixed settings.
 
-        A key that is also searched becomes fixed: it leaves the space.
+        A key that is also searched becomes fixed: it leaves the space (a grid sweep's
+        ``trials`` then shrinks with its grid, unless ``trials`` is given here).
         """
         base = self.base.replace(overrides, source=source) if overrides else self.base
         space = self.space.without(list(overrides))
@@ -122,6 +131,8 @@ class SweepConfig:
         }
         values.update({k: v for k, v in settings.items() if v is not None})
         try:
+            if values["sampler"] == "grid" and settings.get("trials") is None:
+                values["trials"] = min(values["trials"], space.grid_size())
             return SweepConfig(base=base, space=space, **values)
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
@@ -129,7 +140,7 @@ class SweepConfig:
 
 def _check_space(base: TrainConfig, space: SearchSpace) -> None:
     """Every searched key must exist, and every bound or choice must make a valid config."""
-    keys = set(config_keys()) | {"data.train_size", "data.test_size"}
+    keys = set(config_keys())
     for name, param in space.params.items():
         if name not in keys:
             raise ConfigError(

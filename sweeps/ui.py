@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import threading
 
 import mlflow
@@ -22,7 +21,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "ui",
         help="browse the sweeps in the MLflow UI (Ctrl-C stops it)",
         description="Start the MLflow UI on the tracking store the sweeps write to, print the "
-        "URL of each experiment, and stop every process it started on Ctrl-C.",
+        "URL of each experiment, and stop every process it started on Ctrl-C, SIGTERM or "
+        "SIGHUP (exit code 128 + signal), or when this command is killed.",
     )
     ui.add_argument(
         "--tracking-uri",
@@ -44,12 +44,13 @@ def cmd_ui(args: argparse.Namespace, stop: threading.Event | None = None) -> int
         raise ConfigError(f"--tracking-uri {redact_url(uri)!r}: expected an existing SQLite store")
     artifacts = database.resolve().parent / "mlruns"
     server = MlflowServer(uri, artifacts, port=args.port, host=args.host)
+    # Ctrl-C, SIGTERM or SIGHUP (a KeyboardInterrupt, see sweeps.signals) leave the block
+    # with the server's whole process group stopped; SIGKILL of this process stops it too.
     with server:
         console.print(f"MLflow UI for {redact_url(uri)} at [bold]{server.url}[/]")
         for experiment in MlflowClient(uri).search_experiments():
             console.print(f"  {experiment.name}: {experiment_url(server.url, experiment)}")
         console.print("Ctrl-C stops it")
-        with contextlib.suppress(KeyboardInterrupt):
-            (stop or threading.Event()).wait()
+        (stop or threading.Event()).wait()
     console.print("stopped", markup=False)
     return 0

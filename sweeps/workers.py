@@ -10,25 +10,30 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
 import optuna
 
 from mnist_models.errors import ConfigError, MnistSweepsError
-from sweeps.attrs import CONFIG_ATTR, TRACKING_ATTR
+from sweeps.attrs import CONFIG_ATTR, SAMPLER_ATTR, TRACKING_ATTR
 from sweeps.progress import console, quiet_expected_trial_ends
 from sweeps.pruning import make_pruner
 from sweeps.recovery import DeadTrialHandler, fail_dead_local_trials
+from sweeps.samplers import make_sampler
+from sweeps.signals import exit_code, stopping_on_signals
 from sweeps.storage import local_path, open_storage, redact_url, storage_kind
 from sweeps.study import (
     SplitsCache,
     SweepSettings,
     finish,
-    make_sampler,
     parent_run,
+    parent_tags,
     work,
 )
 from sweeps.sweep_config import SweepConfig
@@ -68,13 +73,14 @@ def join_study(settings: SweepSettings, summarise: bool = True) -> optuna.Study:
     if stored is None:
         raise ConfigError(f"--study {settings.study!r} was not created by mnist-sweep")
     sweep = SweepConfig.from_dict(stored, source=f"study {settings.study!r}")
-    # Each worker samples with its own seed: the same seed everywhere would repeat the same
-    # random start-up trials on every worker.
-    seed = (sweep.base.seed * 1_000_003 + os.getpid()) % 2**32
+    sampler = study.user_attrs.get(SAMPLER_ATTR, sweep.sampler)  # the last `sweep` may change it
+    sweep = dataclasses.replace(sweep, sampler=sampler)
+    # The study seed, as in `sweep`: each draw is seeded by its own index in the study, so
+    # workers never repeat each other's draws (sweeps.samplers).
     study = optuna.load_study(
         study_name=settings.study,
         storage=optuna_storage,
-        sampler=make_sampler(sweep.sampler, seed),
+        sampler=make_sampler(sweep.sampler, sweep.base.seed, sweep.space),
         pruner=make_pruner(sweep.pruner),
     )
     mlflow_attrs: dict[str, Any] = study.user_attrs.get(TRACKING_ATTR, {})
@@ -87,20 +93,27 @@ def join_study(settings: SweepSettings, summarise: bool = True) -> optuna.Study:
     experiment = settings.experiment or mlflow_attrs.get("experiment") or settings.study
     tracker = Tracker(experiment, tracking_uri)
     dead_trials.client = tracker.client
-    parent_id = parent_run(tracker, study, sweep, storage)
+    # The parent run's status belongs to the `sweep` command that created it; a worker that
+    # finds none (another MLflow store) creates one and ends it itself.
+    owned = not tracker.find_runs(parent_tags(study))
+    parent_id = parent_run(tracker, study, sweep, storage, reopen=False)
     fail_dead_local_trials(study, optuna_storage, dead_trials)
     splits_for = SplitsCache(settings.data_dir)
     splits_for(sweep.base)
+    status = "FAILED"
     try:
         work(
             study,
             *(optuna_storage, dead_trials, sweep, settings, tracker, parent_id, splits_for),
             show_progress=summarise,
         )
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
     finally:
-        # The parent run's status belongs to the `sweep` command that created it.
-        if summarise:
-            finish(tracker, parent_id, study, status=None)
+        if summarise or owned:
+            finish(tracker, parent_id, study, status=status if owned else None)
     return study
 
 
@@ -129,12 +142,18 @@ def run_worker_processes(settings: SweepSettings, tracking_uri: str, experiment:
         for process in processes:
             process.join()
     except KeyboardInterrupt:
-        # The workers got the same Ctrl-C: give them time to close their runs, then stop them.
+        # Ctrl-C, SIGTERM or SIGHUP here: each worker gets one SIGTERM (they ignore the
+        # terminal's Ctrl-C, so one stop reaches each exactly once), and time to close its
+        # trial's run and re-queue its params; what is left after that is killed.
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
         deadline = time.monotonic() + 30
         for process in processes:
             process.join(max(0.1, deadline - time.monotonic()))
             if process.is_alive():
-                process.terminate()
+                process.kill()
+                process.join()
         raise
     failed = [(p.name, p.exitcode) for p in processes if p.exitcode != 0]
     if failed:
@@ -155,10 +174,25 @@ def _worker_main(settings: SweepSettings, threads: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     quiet_expected_trial_ends()
     try:
-        with threadpool_limits(limits=threads):  # numpy is already imported: limit it too
+        with stopping_on_signals(interrupt=False), threadpool_limits(limits=threads):
+            _stop_when_parent_dies()
             join_study(settings, summarise=False)
-    except KeyboardInterrupt:
-        sys.exit(130)  # the trial's run is closed as KILLED; the parent reports the interrupt
+    except KeyboardInterrupt as exc:
+        # The trial's run is closed as KILLED; the parent reports the interrupt.
+        sys.exit(exit_code(exc))
+
+
+def _stop_when_parent_dies() -> None:
+    """A SIGKILLed sweep cannot stop its workers: each then stops itself, as on SIGTERM."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
 
 
 def register(commands: Any) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+import time
+from pathlib import Path
 
 import optuna
 from mlflow import MlflowClient
-from optuna.trial import TrialState
+from mlflow.entities import Run
+from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.budget import SURPLUS_ATTR
 
@@ -44,3 +47,35 @@ def assert_exactly(
     parents = client.search_runs([experiment.experiment_id], "tags.`mnist_sweeps.role` = 'study'")
     assert len(parents) == 1
     return real
+
+
+def wait_for_a_trial_midway(
+    storage: str, study: str, process: subprocess.Popen[str], after_complete: int, epochs: int
+) -> FrozenTrial:
+    """A RUNNING trial with 2 to ``epochs - 4`` epochs reported (so it is not about to end),
+    once ``after_complete`` trials have finished."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            trials = optuna.load_study(study_name=study, storage=storage).trials
+        except KeyError:
+            trials = []
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        midway = [
+            t
+            for t in trials
+            if t.state == TrialState.RUNNING and 2 <= len(t.intermediate_values) <= epochs - 4
+        ]
+        if len(complete) >= after_complete and midway:
+            return min(midway, key=lambda t: len(t.intermediate_values))  # farthest from done
+        time.sleep(0.2)
+    raise AssertionError("no trial reached its middle")
+
+
+def runs_of(work: Path, experiment: str) -> list[Run]:
+    """Every MLflow run of ``experiment`` in ``work/mlflow.db``."""
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None
+    return client.search_runs([found.experiment_id])

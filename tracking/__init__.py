@@ -6,9 +6,17 @@ Knows nothing of Optuna: sweeps pass in whatever tags they want on a run.
 from tracking.run_logger import (
     RunLogger,
     TrackingUnavailableWarning,
+    interrupt_reason,
     train_and_end,
     train_logged,
 )
 from tracking.runs import Tracker
 
-__all__ = ["RunLogger", "Tracker", "TrackingUnavailableWarning", "train_and_end", "train_logged"]
+__all__ = [
+    "RunLogger",
+    "Tracker",
+    "TrackingUnavailableWarning",
+    "interrupt_reason",
+    "train_and_end",
+    "train_logged",
+]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +22,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 from mlflow import MlflowClient
+from mlflow.data.dataset import Dataset
 from mlflow.data.numpy_dataset import from_numpy
+from mlflow.entities import Dataset as DatasetEntity
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
@@ -172,10 +175,7 @@ class RunLogger:
                 except MlflowException:  # a source MLflow cannot classify: keep it as a tag
                     dataset = describe()
             inputs.append(
-                DatasetInput(
-                    dataset._to_mlflow_entity(),
-                    tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)],
-                )
+                DatasetInput(_dataset_entity(dataset), [InputTag(MLFLOW_DATASET_CONTEXT, context)])
             )
         self._write("log_inputs", lambda: self.client.log_inputs(self.id, datasets=inputs))
         self.set_tags(
@@ -327,6 +327,20 @@ def _param_text(value: Any) -> str:
     return text[:_MAX_PARAM_LENGTH]
 
 
+def _dataset_entity(dataset: Dataset) -> DatasetEntity:
+    """The run-input record of ``dataset``, from its public ``to_dict()`` (the same fields
+    MLflow's own ``log_input`` sends: name, digest, source type, source, schema, profile)."""
+    fields = dataset.to_dict()
+    return DatasetEntity(
+        name=fields["name"],
+        digest=fields["digest"],
+        source_type=fields["source_type"],
+        source=fields["source"],
+        schema=fields.get("schema"),
+        profile=fields.get("profile"),
+    )
+
+
 def train_logged(
     run: RunLogger,
     config: TrainConfig,
@@ -362,9 +376,21 @@ def train_and_end(
     try:
         result = train_logged(run, config, splits, callbacks)
         status = "FINISHED"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         status = "KILLED"
+        run.set_tags({"failure_reason": interrupt_reason(exc)})
         raise
     finally:
         run.end(status)
     return result
+
+
+def interrupt_reason(interrupt: KeyboardInterrupt) -> str:
+    """``interrupted`` (Ctrl-C), or ``interrupted by SIGTERM`` for a stop sent by a signal
+    (an exception carrying ``signum``, as ``sweeps.signals.Interrupted`` does)."""
+    signum = getattr(interrupt, "signum", signal.SIGINT)
+    return (
+        "interrupted"
+        if signum == signal.SIGINT
+        else f"interrupted by {signal.Signals(signum).name}"
+    )

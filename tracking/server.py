@@ -2,7 +2,8 @@
 
 With default settings ``mlflow server`` starts about 15 processes (~2.7 GB), and a SIGTERM to
 the parent leaves its job runner and consumers alive. Here it runs with one worker and job
-execution off (ready in seconds), in its own process group, and stopping it stops the group.
+execution off (ready in seconds), in its own process group, and stopping it stops the group;
+so does the death of the process that started it (:mod:`tracking.lifeline`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from tracking.lifeline import lifeline_command
 from tracking.redact import redact_url
 
 
@@ -76,8 +78,14 @@ class MlflowServer:
         env = {"MLFLOW_DISABLE_TELEMETRY": "true", **os.environ}
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         with open(self.log_file, "ab") as log:
+            # Its own session and process group, led by a lifeline that stops the group when
+            # this process dies without stopping it (SIGKILL, a crash).
             self._process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                lifeline_command(command),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -237,8 +237,8 @@ SWEEP_FILES = {
     "trials-not-an-int": (GOOD.replace("3", "'3'"), ["sweep.trials='3': expected int"]),
     "trials-zero": (GOOD.replace("= 3", "= 0"), ["sweep.trials=0: expected >= 1"]),
     "unknown-sampler": (
-        GOOD.replace("trials = 3", "trials = 3\nsampler = 'grid'"),
-        ["sweep.sampler='grid': expected one of ('tpe', 'random')"],
+        GOOD.replace("trials = 3", "trials = 3\nsampler = 'bayes'"),
+        ["sweep.sampler='bayes': expected one of ('tpe', 'random', 'qmc', 'cmaes', 'grid')"],
     ),
     "unknown-pruner": (
         GOOD.replace("trials = 3", "trials = 3\npruner = 'often'"),
@@ -279,7 +279,19 @@ SWEEP_FILES = {
     ),
     "unknown-spec-key": (
         GOOD + "step = 0.001\n",
-        ["space.lr: unknown key 'step' for type 'float' (expected ['high', 'log', 'low'])"],
+        ["space.lr: unknown key 'step' for type 'float' (expected ['grid', 'high', 'log', 'low'])"],
+    ),
+    "grid-sampler-without-grid-values": (
+        GOOD.replace("trials = 3", "trials = 3\nsampler = 'grid'"),
+        ["space.lr: sampler 'grid' needs the values to try, e.g. grid = [0.001, 0.005]"],
+    ),
+    "grid-value-out-of-range": (
+        GOOD + "grid = [0.001, 0.01]\n",
+        ["space.lr.grid: 0.01 is outside [0.001, 0.005]"],
+    ),
+    "grid-smaller-than-trials": (
+        GOOD.replace("trials = 3", "trials = 3\nsampler = 'grid'") + "grid = [0.001, 0.005]\n",
+        ["sweep.trials=3: the grid has 2 points; set trials = 2 or fewer"],
     ),
     "unknown-spec-type": (
         GOOD.replace('"float"', '"normal"'),
@@ -650,7 +662,7 @@ NAMES = st.text(
     max_size=12,
 )
 TOP_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
-SPACE_KEYS = set(config_keys()) | {"data.train_size", "data.test_size"}
+SPACE_KEYS = set(config_keys())  # keys whose default is None included
 
 
 def _fields(cls: type) -> set[str]:

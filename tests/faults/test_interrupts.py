@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 from cli_helpers import start_cli
-from mlflow import MlflowClient
-from optuna.trial import FrozenTrial, TrialState
-from sweep_checks import finish
+from optuna.trial import TrialState
+from sweep_checks import finish, runs_of, wait_for_a_trial_midway
 
 from sweeps.budget import SURPLUS_ATTR
 from sweeps.recovery import RETRY_OF_ATTR, WORKER_ATTR
@@ -31,44 +28,13 @@ def _args(work: Path, study: str, trials: int, epochs: int) -> list[str]:
     ]
 
 
-def _wait_for_a_trial_midway(
-    storage: str, study: str, process: subprocess.Popen[str], after_complete: int, epochs: int
-) -> FrozenTrial:
-    """A RUNNING trial with 2 to ``epochs - 4`` epochs reported (so it is not about to end),
-    once ``after_complete`` trials have finished."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[0]
-        try:
-            trials = optuna.load_study(study_name=study, storage=storage).trials
-        except KeyError:
-            trials = []
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        midway = [
-            t
-            for t in trials
-            if t.state == TrialState.RUNNING and 2 <= len(t.intermediate_values) <= epochs - 4
-        ]
-        if len(complete) >= after_complete and midway:
-            return min(midway, key=lambda t: len(t.intermediate_values))  # farthest from done
-        time.sleep(0.2)
-    raise AssertionError("no trial reached its middle")
-
-
-def _runs(work: Path, experiment: str) -> list:
-    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
-    found = client.get_experiment_by_name(experiment)
-    assert found is not None
-    return client.search_runs([found.experiment_id])
-
-
 def test_ctrl_c_ends_the_trial_cleanly_exits_130_and_resumes(
     tmp_path: Path, mnist_dir: Path
 ) -> None:
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     args = _args(tmp_path, "intr", trials=3, epochs=30)
     process = start_cli(args, tmp_path, mnist_dir, interruptible=True)
-    interrupted = _wait_for_a_trial_midway(storage, "intr", process, after_complete=1, epochs=30)
+    interrupted = wait_for_a_trial_midway(storage, "intr", process, after_complete=1, epochs=30)
     process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     output = finish(process, code=130)
     assert "Traceback" not in output
@@ -79,7 +45,7 @@ def test_ctrl_c_ends_the_trial_cleanly_exits_130_and_resumes(
     queued = [t for t in trials if t.state == TrialState.WAITING]
     assert len(queued) == 1, "its params are queued, to be tried first on resume"
     assert queued[0].system_attrs["fixed_params"] == interrupted.params
-    runs = {r.info.run_id: r for r in _runs(tmp_path, "intr")}
+    runs = {r.info.run_id: r for r in runs_of(tmp_path, "intr")}
     cut = runs[interrupted.user_attrs["mlflow_run_id"]]
     assert cut.info.status == "KILLED"
     assert cut.data.tags["failure_reason"] == "interrupted"
@@ -95,7 +61,7 @@ def test_ctrl_c_ends_the_trial_cleanly_exits_130_and_resumes(
     assert all(trials[n].value == v for n, v in finished.items()), "finished work was changed"
     assert trials[queued[0].number].state == TrialState.COMPLETE
     assert trials[queued[0].number].params == interrupted.params
-    runs_after = _runs(tmp_path, "intr")
+    runs_after = runs_of(tmp_path, "intr")
     assert all(r.info.status != "RUNNING" for r in runs_after)
     assert len([r for r in runs_after if r.data.tags.get("mnist_sweeps.role") == "study"]) == 1
 
@@ -106,7 +72,7 @@ def test_a_worker_killed_mid_trial_is_failed_retried_and_the_study_completes(
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     args = [*_args(tmp_path, "wkill", trials=4, epochs=40), "--workers", "2"]
     process = start_cli(args, tmp_path, mnist_dir)
-    victim = _wait_for_a_trial_midway(storage, "wkill", process, after_complete=1, epochs=40)
+    victim = wait_for_a_trial_midway(storage, "wkill", process, after_complete=1, epochs=40)
     pid = int(victim.user_attrs[WORKER_ATTR].rsplit(":", 1)[1])
     assert pid != process.pid, "the trial ran in a worker process"
     finished_before = {
@@ -135,7 +101,7 @@ def test_a_worker_killed_mid_trial_is_failed_retried_and_the_study_completes(
     retries = [t for t in trials if t.user_attrs.get(RETRY_OF_ATTR) == victim.number]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
     assert retries[0].params == victim.params
-    runs = _runs(tmp_path, "wkill")
+    runs = runs_of(tmp_path, "wkill")
     assert all(r.info.status != "RUNNING" for r in runs)
     dead = next(r for r in runs if r.info.run_id == victim.user_attrs["mlflow_run_id"])
     assert dead.info.status == "FAILED"

@@ -222,7 +222,7 @@ def test_servers_started_by_the_product_bind_loopback_by_default(
         assert f"at http://127.0.0.1:{port}" in "".join(output)
         assert _listening(port) == {"127.0.0.1"}, "bound to loopback only, not 0.0.0.0 or ::"
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0, "".join(output)
+        assert process.wait(timeout=60) == 130, "".join(output)
     finally:
         if process.poll() is None:
             process.kill()

@@ -66,6 +66,7 @@ def test_parent_run_and_three_children(swept) -> None:
     assert parent.info.status == "FINISHED"
     assert parent.data.params["storage"] == storage
     assert parent.data.params["sampler"] == "TPESampler"
+    assert parent.data.tags["optuna.sampler"] == "tpe"
     study = optuna.load_study(study_name="e2e", storage=storage)
     assert float(parent.data.tags["best.value"]) == pytest.approx(study.best_value)
     assert parent.data.tags["best.trial"] == str(study.best_trial.number)

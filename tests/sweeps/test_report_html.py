@@ -15,6 +15,8 @@ from optuna.trial import TrialState, create_trial
 from sweeps.attrs import TRACKING_ATTR
 from sweeps.cli import main
 from sweeps.report_html import render_study_page, write_study_page
+from sweeps.study import SweepSettings, load_or_create_study
+from sweeps.sweep_config import SweepConfig
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -165,3 +167,40 @@ def test_report_output_still_fails_on_a_named_missing_store_or_a_file(
     (tmp_path / "file").write_text("x")
     assert main([*base, "--output", str(tmp_path / "file")]) == 2
     assert "--output" in capsys.readouterr().err and (tmp_path / "file").read_text() == "x"
+
+
+def _space_rows(text: str) -> list[list[str]]:
+    """The rows of the page's search-space table, header first (nothing if it has none)."""
+    section = re.search(r"<h2>Search space</h2>(.*?)<h2>", text, re.S)
+    return Page(section.group(1)).rows if section else []
+
+
+def test_the_page_shows_the_search_space_the_study_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    sweep = SweepConfig.for_model("mlp").with_overrides({"data.train_size": 500})
+    load_or_create_study(sweep, SweepSettings(study="spaced", storage=storage))  # as `sweep` does
+    argv = ["report", "--study", "spaced", "--storage", storage, "--output", str(tmp_path / "h")]
+    assert main(argv) == 0, capsys.readouterr().err
+    header, *rows = _space_rows((tmp_path / "h" / "spaced.html").read_text())
+    assert header == ["parameter", "type", "range or choices", "log"]
+    assert {row[0]: row[1:] for row in rows} == {
+        "lr": ["float", "0.001 to 0.005", "true"],
+        "batch_size": ["categorical", "64, 100, 128", ""],
+        "dropout": ["float", "0.0 to 0.5", "false"],
+        "augment": ["categorical", "false, true", ""],
+    }
+
+
+def test_a_grid_study_shows_its_grid_values(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    sweep = SweepConfig.from_file(Path(__file__).resolve().parents[2] / "sweeps" / "grid.toml")
+    study = load_or_create_study(sweep, SweepSettings(study="grid", storage=storage))
+    header, *rows = _space_rows(render_study_page(study, storage, {}))
+    assert header == ["parameter", "type", "range or choices", "log", "grid"]
+    assert rows == [
+        ["lr", "float", "0.001 to 0.005", "true", "0.001, 0.005"],
+        ["batch_size", "categorical", "64, 100, 128", "", ""],  # its choices are its grid
+    ]
+    assert "<dt>sampler</dt><dd>grid</dd>" in render_study_page(study, storage, {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
@@ -34,6 +35,10 @@ def test_a_logged_run_holds_config_curves_dataset_and_figures(
     assert data.data.params["lr"] == str(tiny_config.lr)
     assert json.loads(data.data.params["mlp.hidden_sizes"]) == list(tiny_config.mlp.hidden_sizes)
     assert data.data.metrics["test_accuracy"] == pytest.approx(result.test.accuracy)
+    labels, predicted = result.test.labels, result.test.predictions
+    for digit in range(10):  # each digit's own recall, under its own name
+        recall = np.mean(predicted[labels == digit] == digit)
+        assert data.data.metrics[f"test_accuracy_digit_{digit}"] == pytest.approx(recall)
     history = client.get_metric_history(run.run_id, "val_accuracy")
     assert [m.step for m in history] == [1, 2, 3]
     assert [m.value for m in history] == pytest.approx([e.val_accuracy for e in result.history])
@@ -55,6 +60,15 @@ def test_a_logged_run_holds_config_curves_dataset_and_figures(
     }
     assert contexts == {"train", "validation", "test"}
     assert {inp.dataset.digest for inp in data.inputs.dataset_inputs} == {small_splits.digest}
+    sizes = {"train": 2000, "validation": 500, "test": 1000}
+    for inp in data.inputs.dataset_inputs:
+        (context,) = [tag.value for tag in inp.tags if tag.key == "mlflow.data.context"]
+        dataset = inp.dataset
+        assert dataset.name == f"{small_splits.info.name}-{context}"
+        assert dataset.source_type == "local"
+        assert json.loads(dataset.source) == {"uri": small_splits.info.source}
+        assert json.loads(dataset.profile or "{}")["features_shape"] == [sizes[context], 28, 28]
+        assert "mlflow_tensorspec" in json.loads(dataset.schema or "{}")
     assert data.data.tags["dataset.name"] == small_splits.info.name
     # Artifacts live beside the SQLite file, not in the working folder.
     assert str(tmp_path) in data.info.artifact_uri
