@@ -1,18 +1,20 @@
 """Runs a command that dies with the process that started it, even a SIGKILLed one.
 
 ``python -m tracking.lifeline PARENT_PID -- COMMAND ...`` starts COMMAND in its own process
-group (this process leads it) and stops the whole group, COMMAND's children included, as
-soon as PARENT_PID is gone: at once through Linux's parent-death signal, and within half a
-second elsewhere by watching its parent. A parent that stops it normally signals the group
-itself (:meth:`tracking.server.MlflowServer.stop`); a parent that is SIGKILLed, or crashes,
-cannot, and ``mlflow server`` would otherwise live on with its workers, holding the port.
+group (this process leads it) and stops the whole group, COMMAND's children included, within
+half a second of PARENT_PID being gone (it watches its own parent). A parent that stops it
+normally signals the group itself (:meth:`tracking.server.MlflowServer.stop`); a parent that
+is SIGKILLed, or crashes, cannot, and ``mlflow server`` would otherwise live on with its
+workers, holding the port.
+
+Not Linux's parent-death signal (``PR_SET_PDEATHSIG``): it fires when the *thread* that
+started the process ends, so a server started from a short-lived thread would be stopped at
+once while its parent lives on.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
@@ -23,21 +25,11 @@ from types import FrameType
 
 POLL_SECONDS = 0.5
 GRACE_SECONDS = 10.0
-_PR_SET_PDEATHSIG = 1
 
 
 def lifeline_command(command: Sequence[str]) -> list[str]:
     """``command`` wrapped so that it dies with this process (start it in a new session)."""
     return [sys.executable, "-m", "tracking.lifeline", str(os.getpid()), "--", *command]
-
-
-def _ask_for_parent_death_signal() -> None:
-    """SIGTERM to this process when its parent dies (Linux only; elsewhere the poll does it)."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class _Stop(Exception):
@@ -65,13 +57,12 @@ def main(argv: Sequence[str]) -> int:
         print("usage: python -m tracking.lifeline PARENT_PID -- COMMAND ...", file=sys.stderr)
         return 2
     parent = int(argv[0])
-    _ask_for_parent_death_signal()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, _raise_stop)
     child = None
     try:
         child = subprocess.Popen(list(argv[2:]))  # same process group: stopped with it
-        while os.getppid() == parent:  # also catches a parent that died before the prctl
+        while os.getppid() == parent:  # also catches a parent that died before this started
             code = child.poll()
             if code is not None:
                 return code
