@@ -12,12 +12,14 @@ exits with ``128 + signal``, as a shell reports a process killed by that signal.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import stat
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 STOP_SIGNALS = tuple(
@@ -113,3 +115,17 @@ def _drop_hung_up_terminal() -> None:
                 null = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(null, fd)
                 os.close(null)
+
+
+def when_parent_dies(action: Callable[[], object]) -> None:
+    """Runs ``action`` in a watcher thread once the ``multiprocessing`` parent of this process
+    is gone (a parent that was SIGKILLed can stop nothing itself); nothing outside one."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        action()
+
+    threading.Thread(target=watch, name="parent-death-watch", daemon=True).start()

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import abc
 import multiprocessing
-import multiprocessing.connection
 import os
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -29,6 +27,7 @@ from mnist_models.errors import TrialFailed
 from mnist_models.training import TrainResult
 from sweeps.progress import EpochPrinter, SweepProgress
 from sweeps.pruning import PruningCallback
+from sweeps.signals import when_parent_dies
 from tracking import RunLogger, train_logged
 
 
@@ -150,19 +149,6 @@ def _serve(
             raise RuntimeError(f"trial worker process: {payload}")
 
 
-def _exit_with_parent() -> None:
-    """A killed sweep must not leave its trial training on (and logging into a failed run)."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        multiprocessing.connection.wait([parent.sentinel])
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
 class _PipeTrial:
     """The child's stand-in for the Optuna trial: reports and prune checks go to the parent."""
 
@@ -190,7 +176,8 @@ def _child_main(
 
     from sweeps.study import SplitsCache  # here, not at the top: study imports this module
 
-    _exit_with_parent()
+    # A killed sweep must not leave its trial training on (and logging into a failed run).
+    when_parent_dies(lambda: os._exit(1))
     try:
         config = TrainConfig.from_dict(config_dict)
         run = RunLogger(MlflowClient(tracking_uri=tracking_uri), run_id)

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
-import multiprocessing.connection
 import os
 import signal
 import sys
-import threading
 import time
 from typing import Any
 
@@ -26,7 +24,7 @@ from sweeps.progress import console, quiet_expected_trial_ends
 from sweeps.pruning import make_pruner
 from sweeps.recovery import DeadTrialHandler, fail_dead_local_trials
 from sweeps.samplers import make_sampler
-from sweeps.signals import exit_code, stopping_on_signals
+from sweeps.signals import exit_code, stopping_on_signals, when_parent_dies
 from sweeps.storage import local_path, open_storage, redact_url, storage_kind
 from sweeps.study import (
     SplitsCache,
@@ -175,24 +173,12 @@ def _worker_main(settings: SweepSettings, threads: int) -> None:
     quiet_expected_trial_ends()
     try:
         with stopping_on_signals(interrupt=False), threadpool_limits(limits=threads):
-            _stop_when_parent_dies()
+            # A SIGKILLed sweep cannot stop its workers: each then stops itself, as on SIGTERM.
+            when_parent_dies(lambda: os.kill(os.getpid(), signal.SIGTERM))
             join_study(settings, summarise=False)
     except KeyboardInterrupt as exc:
         # The trial's run is closed as KILLED; the parent reports the interrupt.
         sys.exit(exit_code(exc))
-
-
-def _stop_when_parent_dies() -> None:
-    """A SIGKILLed sweep cannot stop its workers: each then stops itself, as on SIGTERM."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        multiprocessing.connection.wait([parent.sentinel])
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
 
 
 def register(commands: Any) -> None:

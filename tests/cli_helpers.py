@@ -56,3 +56,15 @@ def start_cli(
 
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def wait_for_ui(process: subprocess.Popen[str]) -> str:
+    """Reads a started ``ui`` command's output until it says it serves (its URLs are printed
+    once the server answers) or exits; returns what it printed."""
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.strip() == "Ctrl-C stops it" or process.poll() is not None:
+            break
+    return "".join(lines)

@@ -77,21 +77,26 @@ def _env(old_optuna: Path, mnist_dir: Path) -> dict[str, str]:
     }
 
 
-def test_the_optuna_facing_tests_pass_on_the_oldest_optuna(
-    old_optuna: Path, mnist_dir: Path
-) -> None:
-    code = _CHECK_VERSION.format(version=OPTUNA_FLOOR) + (
-        "import pytest; sys.exit(pytest.main(sys.argv[1:]))"
-    )
-    args = ["-q", "-p", "no:cacheprovider", "-x", *FLOOR_TESTS]
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=ROOT,
+def _on_the_floor(
+    code: str, args: list[str], cwd: Path, old_optuna: Path, mnist_dir: Path
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``python -c code args`` with the floor Optuna imported (checked first)."""
+    return subprocess.run(
+        [sys.executable, "-c", _CHECK_VERSION.format(version=OPTUNA_FLOOR) + code, *args],
+        cwd=cwd,
         env=_env(old_optuna, mnist_dir),
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def test_the_optuna_facing_tests_pass_on_the_oldest_optuna(
+    old_optuna: Path, mnist_dir: Path
+) -> None:
+    code = "import pytest; sys.exit(pytest.main(sys.argv[1:]))"
+    args = ["-q", "-p", "no:cacheprovider", "-x", *FLOOR_TESTS]
+    done = _on_the_floor(code, args, ROOT, old_optuna, mnist_dir)
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
     assert " passed" in done.stdout
 
@@ -105,19 +110,12 @@ def test_a_real_sweep_runs_on_the_oldest_optuna(
         *("--train-size", "500", "--set", "data.test_size=200", "--storage", storage),
         *("--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"),
     ]
-    code = _CHECK_VERSION.format(version=OPTUNA_FLOOR) + (
+    code = (
         "from sweeps.cli import main; "
         "assert main(sys.argv[1:-1]) == 0; "
         "study = optuna.load_study(study_name='floor', storage=sys.argv[-1]); "
         "states = [t.state.name for t in study.trials]; "
         "assert states == ['COMPLETE', 'COMPLETE'], states"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, *sweep, storage],
-        cwd=tmp_path,
-        env=_env(old_optuna, mnist_dir),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _on_the_floor(code, [*sweep, storage], tmp_path, old_optuna, mnist_dir)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]

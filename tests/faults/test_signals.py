@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from cli_helpers import cli_command, cli_env, start_cli
+from cli_helpers import cli_command, cli_env, start_cli, wait_for_ui
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 from sweep_checks import finish, runs_of, wait_for_a_trial_midway
@@ -154,16 +154,23 @@ def test_closing_the_terminal_stops_a_sweep_cleanly(tmp_path: Path, mnist_dir: P
     _assert_stopped_cleanly(tmp_path, "hup", "interrupted by SIGHUP")
 
 
+def _two_workers_midway(
+    work: Path, mnist_dir: Path, study: str
+) -> tuple[subprocess.Popen[str], str, set[int]]:
+    """A `--workers 2` sweep with a trial midway: (its process, its storage, worker pids)."""
+    process = start_cli([*_sweep_args(work, study, trials=4), "--workers", "2"], work, mnist_dir)
+    storage = f"sqlite:///{work / 'optuna.db'}"
+    wait_for_a_trial_midway(storage, study, process, after_complete=1, epochs=EPOCHS)
+    trials = optuna.load_study(study_name=study, storage=storage).trials
+    workers = {int(str(t.user_attrs["worker"]).rsplit(":", 1)[1]) for t in trials}
+    assert len(workers) == 2 and process.pid not in workers
+    return process, storage, workers
+
+
 def test_sigterm_stops_every_worker_process_and_each_closes_its_trial(
     tmp_path: Path, mnist_dir: Path
 ) -> None:
-    args = [*_sweep_args(tmp_path, "wterm", trials=4), "--workers", "2"]
-    process = start_cli(args, tmp_path, mnist_dir)
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    wait_for_a_trial_midway(storage, "wterm", process, after_complete=1, epochs=EPOCHS)
-    study = optuna.load_study(study_name="wterm", storage=storage)
-    workers = {int(str(t.user_attrs["worker"]).rsplit(":", 1)[1]) for t in study.trials}
-    assert len(workers) == 2 and process.pid not in workers
+    process, storage, workers = _two_workers_midway(tmp_path, mnist_dir, "wterm")
     process.send_signal(signal.SIGTERM)
     output = finish(process, code=128 + signal.SIGTERM)
     assert _last_line(output) == "stopped by SIGTERM; re-run the same command to resume"
@@ -183,12 +190,7 @@ def test_sigterm_stops_every_worker_process_and_each_closes_its_trial(
 def test_workers_stop_themselves_cleanly_when_the_sweep_is_killed(
     tmp_path: Path, mnist_dir: Path
 ) -> None:
-    args = [*_sweep_args(tmp_path, "wkill9", trials=4), "--workers", "2"]
-    process = start_cli(args, tmp_path, mnist_dir)
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    wait_for_a_trial_midway(storage, "wkill9", process, after_complete=1, epochs=EPOCHS)
-    study = optuna.load_study(study_name="wkill9", storage=storage)
-    workers = {int(str(t.user_attrs["worker"]).rsplit(":", 1)[1]) for t in study.trials}
+    process, storage, workers = _two_workers_midway(tmp_path, mnist_dir, "wkill9")
     process.kill()  # SIGKILL: the sweep itself can clean nothing up
     process.communicate(timeout=60)
     _wait_until(lambda: not [pid for pid in workers if _alive(pid)], "workers outlived the sweep")
@@ -284,13 +286,8 @@ def test_ui_stops_its_whole_server_on_sigterm_and_even_when_killed(
     MlflowClient(store).search_experiments()  # a store that exists, as `ui` requires
     port = free_port()
     process = start_cli(["ui", "--tracking-uri", store, "--port", str(port)], tmp_path, mnist_dir)
-    assert process.stdout is not None
-    shown = []
-    for line in process.stdout:  # the URLs are printed once the server answers
-        shown.append(line)
-        if line.strip() == "Ctrl-C stops it" or process.poll() is not None:
-            break
-    assert _listening(port), "".join(shown)
+    shown = wait_for_ui(process)
+    assert _listening(port), shown
     pattern = f"mlflow server .*--port {port}"
     started = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     assert started.stdout.split(), "the server runs"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import run_cli, start_cli
+from cli_helpers import run_cli, start_cli, wait_for_ui
 from mlflow import MlflowClient
 
 from tracking.server import free_port
@@ -54,15 +54,10 @@ def ui_url(swept: Path, mnist_dir: Path) -> Iterator[str]:
     process = start_cli(
         ["ui", "--tracking-uri", store, "--port", str(port)], swept, mnist_dir, interruptible=True
     )
-    assert process.stdout is not None
-    lines = []
-    for line in process.stdout:  # the URLs are printed once the server answers
-        lines.append(line)
-        if line.strip() == "Ctrl-C stops it" or process.poll() is not None:
-            break
-    found = re.search(r"ui-check: (http://127\.0\.0\.1:\d+/\S+)", "".join(lines))
+    shown = wait_for_ui(process)
+    found = re.search(r"ui-check: (http://127\.0\.0\.1:\d+/\S+)", shown)
     try:
-        assert found, "".join(lines)
+        assert found, shown
         yield found.group(1)
     finally:
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends
