@@ -111,19 +111,13 @@ def parent_tags(study: optuna.Study) -> dict[str, str]:
     return {"optuna.study": study.study_name, "mnist_sweeps.role": "study"}
 
 
-def parent_run(
-    tracker: Tracker, study: optuna.Study, sweep: SweepConfig, storage: str, reopen: bool = True
-) -> str:
-    """The study's single parent run: found again on resume, created otherwise.
-
-    Args:
-        reopen: Set a found run RUNNING again (the `sweep` command, which ends it); a joining
-            worker leaves its status to the command that owns it.
-    """
+def parent_run(tracker: Tracker, study: optuna.Study, sweep: SweepConfig, storage: str) -> str:
+    """The study's single parent run: found again (and RUNNING again) on resume, created
+    otherwise."""
     tags = parent_tags(study)
     existing = tracker.find_runs(tags)
     if existing:
-        run_id = tracker.resume_run(existing[0]).id if reopen else existing[0]
+        run_id = tracker.resume_run(existing[0]).id
     else:
         run_id = _new_parent_run(tracker, study, sweep, storage, tags)
     # A tag, not only the creation-time param: a resumed study may search with another sampler.

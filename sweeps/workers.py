@@ -91,10 +91,11 @@ def join_study(settings: SweepSettings, summarise: bool = True) -> optuna.Study:
     experiment = settings.experiment or mlflow_attrs.get("experiment") or settings.study
     tracker = Tracker(experiment, tracking_uri)
     dead_trials.client = tracker.client
-    # The parent run's status belongs to the `sweep` command that created it; a worker that
-    # finds none (another MLflow store) creates one and ends it itself.
-    owned = not tracker.find_runs(parent_tags(study))
-    parent_id = parent_run(tracker, study, sweep, storage, reopen=False)
+    # The parent run's status belongs to the `sweep` command that created it: a worker uses
+    # it as it is; one that finds none (another MLflow store) creates one and ends it itself.
+    existing = tracker.find_runs(parent_tags(study))
+    owned = not existing
+    parent_id = existing[0] if existing else parent_run(tracker, study, sweep, storage)
     fail_dead_local_trials(study, optuna_storage, dead_trials)
     splits_for = SplitsCache(settings.data_dir)
     splits_for(sweep.base)
