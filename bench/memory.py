@@ -32,7 +32,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from sweeps.study import SplitsCache, SweepSettings, run_sweep
+from sweeps.data_cache import SplitsCache
+from sweeps.study import SweepSettings, run_sweep
 from sweeps.sweep_config import SweepConfig
 
 MB = 1024 * 1024

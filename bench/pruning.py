@@ -1,12 +1,15 @@
 """Pruning's saving: the same study with and without a pruner, measured in one run.
 
-Both studies use the packaged MLP sweep, the same sampler seed and the same number of
-trials; only the pruner differs. Prints, for each, the epochs trained in total, the wall time
-and the best validation accuracy, then the ratio of epochs (target >= 2x fewer with pruning)
-and the loss in best value (target <= 0.1 accuracy points). The last line is
+Both studies use the packaged MLP sweep, the same sampler seed, the same number of trials and
+the same repeats per trial (``--repeats K``: each trial trains K times on common seeds and its
+value is their mean; epochs are then counted over all repeats); only the pruner differs.
+Prints, for each, the epochs trained in total, the wall time and the best validation accuracy
+(the best mean with repeats), then the ratio of epochs (target >= 2x fewer with pruning) and
+the loss in best value (target <= 0.1 accuracy points). The last line is
 ``pruning ratio=<epochs without / epochs with> target>=2.00``.
 
-Usage: python bench/pruning.py [--quick] [--pruner median|hyperband] [--trials N]
+Usage: python bench/pruning.py [--quick] [--pruner median|hyperband|wilcoxon] [--trials N]
+       [--repeats K]
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pathlib import Path
 
 import optuna
 
-from sweeps.study import SplitsCache, SweepSettings, run_sweep
+from sweeps.data_cache import SplitsCache
+from sweeps.study import SweepSettings, run_sweep
 from sweeps.sweep_config import SweepConfig
 
 
@@ -41,14 +45,17 @@ def one_study(sweep: SweepConfig, pruner: str, folder: Path, splits: SplitsCache
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="12 trials on 10,000 images")
-    parser.add_argument("--pruner", default="median", choices=("median", "hyperband"))
+    parser.add_argument("--pruner", default="median", choices=("median", "hyperband", "wilcoxon"))
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="trainings per trial (wilcoxon needs >= 4)"
+    )
     parser.add_argument("--trials", type=int, help="default: the sweep file's (20), 12 if --quick")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sweep = SweepConfig.for_model("mlp")
     overrides = {"data.train_size": 10000} if args.quick else {}
     trials = args.trials or (12 if args.quick else sweep.trials)
-    sweep = sweep.with_overrides(overrides, trials=trials)
+    sweep = sweep.with_overrides(overrides, trials=trials, repeats=args.repeats)
     splits = SplitsCache(os.environ.get("MNIST_DIR"))
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
@@ -56,10 +63,13 @@ def main() -> None:
             folder = Path(tmp) / pruner
             folder.mkdir()
             results[pruner] = one_study(sweep, pruner, folder, splits)
-    print(f"\n{trials} trials of {sweep.base.epochs} epochs, TPE seed 0, same data")
+    print(
+        f"\n{trials} trials of {sweep.base.epochs} epochs x {args.repeats} repeats, TPE seed 0, "
+        "same data"
+    )
     for pruner, r in results.items():
         print(
-            f"{pruner:>9}: {r['epochs']:4d} epochs  {r['seconds']:7.1f} s  best val acc "
+            f"{pruner:>9}: {r['epochs']:5d} epochs  {r['seconds']:7.1f} s  best val acc "
             f"{r['best']:.4f}  ({r['pruned']} pruned)"
         )
     base, pruned = results["none"], results[args.pruner]

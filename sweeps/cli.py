@@ -11,23 +11,28 @@ from typing import Any
 
 import optuna
 
-from mnist_models.config import MODELS
+from mnist_models.config import MODELS, TrainConfig
 from mnist_models.data import DatasetFallbackWarning
 from mnist_models.errors import ConfigError, DataError, MnistSweepsError
+from mnist_models.seeds import repeat_seeds
 from mnist_models.training import load_splits
+from sweeps.compare import DEFAULT_REPEATS, parse_vary, run_compare
+from sweeps.data_cache import SplitsCache
 from sweeps.export import register as register_export
 from sweeps.objective import short_params
-from sweeps.progress import EpochPrinter, console, quiet_expected_trial_ends
+from sweeps.progress import EpochPrinter, console, epoch_lines, quiet_expected_trial_ends
+from sweeps.ranking import test_accuracy_text, value_text
 from sweeps.report import register as register_report
 from sweeps.reproduce import register as register_reproduce
 from sweeps.samplers import SAMPLERS
 from sweeps.signals import exit_code, stopping_on_signals
 from sweeps.storage import redact_url
 from sweeps.study import SweepSettings, run_sweep
-from sweeps.sweep_config import PRUNERS, SweepConfig, parse_overrides
+from sweeps.sweep_config import MAX_REPEATS, PRUNERS, SweepConfig, parse_overrides
 from sweeps.ui import register as register_ui
 from sweeps.workers import register as register_worker
 from tracking import Tracker, TrackingUnavailableWarning, train_and_end
+from tracking.repeats import run_repeats, summary_lines
 
 EXIT_CONFIG = 2
 
@@ -59,6 +64,14 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
         "--train-size", type=int, metavar="N", help="use only the first N training images"
     )
     group.add_argument("--seed", type=int, help="seed of training (and of the sampler's draws)")
+    group.add_argument(
+        "--repeats",
+        type=int,
+        metavar="K",
+        help="train each configuration K times, repeat r of every configuration with the "
+        "same seed (the first: --seed), and report the mean with its 95%% CI "
+        "(default: the sweep file's sweep.repeats, else 1)",
+    )
     _add_data_and_tracking_args(parser)
 
 
@@ -145,6 +158,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(train)
     train.set_defaults(handler=cmd_train)
+    compare = commands.add_parser(
+        "compare",
+        help="does X help? train variants on common seeds and test the paired differences",
+        description="Train each variant of a configuration K times, repeat r of every variant "
+        "with the same seed, and print each variant's mean ± 95%% CI and, against the first "
+        "variant, the paired difference with its CI, p-value (paired t-test) and a verdict. "
+        "One MLflow parent run, a run per variant, the repeats under each. Exits 0 whatever "
+        "the verdict.",
+    )
+    _add_config_args(compare)
+    compare.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a config key and its values, the first being the baseline, e.g. --vary "
+        "augment=false,true; repeat the flag to cross several keys",
+    )
+    compare.add_argument(
+        "--metric",
+        choices=("test_accuracy", "val_accuracy"),
+        default="test_accuracy",
+        help="the figure the paired test compares (default: test_accuracy)",
+    )
+    compare.set_defaults(handler=cmd_compare)
     register_report(commands)
     register_worker(commands)
     register_export(commands)
@@ -155,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_sweep(args: argparse.Namespace, **settings: Any) -> SweepConfig:
     """The sweep file (or the model's default) with every CLI override applied."""
+    repeats = getattr(args, "repeats", None)
+    if repeats is not None and not 1 <= repeats <= MAX_REPEATS:
+        raise ConfigError(f"--repeats {repeats}: expected 1 to {MAX_REPEATS}")
     if args.config:
         sweep = SweepConfig.from_file(args.config)
         if args.model and args.model != sweep.base.model:
@@ -185,7 +226,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError(f"--trials {args.trials}: expected >= 1")
     if args.timeout is not None and not args.timeout > 0:  # NaN too
         raise ConfigError(f"--timeout {args.timeout}: expected > 0 seconds")
-    sweep = resolve_sweep(args, pruner=args.pruner, sampler=args.sampler, trials=args.trials)
+    sweep = resolve_sweep(
+        args, pruner=args.pruner, sampler=args.sampler, trials=args.trials, repeats=args.repeats
+    )
     study_name = args.study or f"mnist-{sweep.base.model}"
     settings = SweepSettings(
         study=study_name,
@@ -204,17 +247,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if completed:
         best = study.best_trial
         console.print(
-            f"best: trial {best.number} val acc [bold]{best.value:.4f}[/] "
-            f"test acc {best.user_attrs.get('test_accuracy', float('nan')):.4f} "
-            f"{short_params(best.params)}"
+            f"best: trial {best.number} val acc [bold]{value_text(best)}[/] "
+            f"test acc {test_accuracy_text(best)} {short_params(best.params)}"
         )
     console.print(_ui_hint(args.tracking_uri))
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    config = resolve_sweep(args).base
-    splits = load_splits(config, args.data_dir)
+    sweep = resolve_sweep(args, repeats=args.repeats)
+    config = sweep.base
     tracker = Tracker(args.experiment or f"mnist-{config.model}-train", args.tracking_uri)
     label = f"train-{config.model} " + short_params(
         {
@@ -224,7 +266,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             "augment": config.augment,
         }
     )
-    run = tracker.start_run(label, tags={"mnist_sweeps.role": "train", "model": config.model})
+    tags = {"mnist_sweeps.role": "train", "model": config.model}
+    if sweep.repeats > 1:
+        return _train_repeats(args, tracker, config, sweep.repeats, label, tags)
+    splits = load_splits(config, args.data_dir)
+    run = tracker.start_run(label, tags=tags)
     result = train_and_end(run, config, splits, [EpochPrinter(label)])
     console.print(
         f"test accuracy [bold]{result.test.accuracy:.4f}[/] after {result.epochs_trained} "
@@ -232,6 +278,44 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"({len(splits.y_train)} train / {len(splits.y_val)} val / {len(splits.y_test)} test); "
         f"MLflow run {run.run_id}"
     )
+    console.print(_ui_hint(args.tracking_uri))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    variants = parse_vary(args.vary)  # a malformed --vary fails before anything loads
+    sweep = resolve_sweep(args, repeats=args.repeats)
+    run_compare(
+        sweep.base,
+        variants,
+        args.repeats or (sweep.repeats if sweep.repeats > 1 else DEFAULT_REPEATS),
+        args.metric,
+        args.data_dir,
+        args.tracking_uri,
+        args.experiment,
+    )
+    console.print(_ui_hint(args.tracking_uri))
+    return 0
+
+
+def _train_repeats(
+    args: argparse.Namespace,
+    tracker: Tracker,
+    config: TrainConfig,
+    repeats: int,
+    label: str,
+    tags: dict[str, str],
+) -> int:
+    """``train --repeats K``: one run with a nested run per seed; prints mean ± CI."""
+    splits_for = SplitsCache(args.data_dir)
+    splits_for(config)  # missing data fails before any run is created
+    seeds = repeat_seeds(config.seed, repeats)
+    run, records = run_repeats(
+        tracker, f"{label} x{repeats}", config, seeds, splits_for, tags, callbacks_for=epoch_lines
+    )
+    for line in summary_lines(records):
+        console.print(line, markup=False)
+    console.print(f"MLflow run {run.run_id} ({repeats} repeats nested under it)", markup=False)
     console.print(_ui_hint(args.tracking_uri))
     return 0
 

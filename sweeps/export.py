@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from mnist_models.config import TrainConfig
 from mnist_models.errors import ConfigError
 from sweeps.attrs import CONFIG_ATTR, SAMPLER_ATTR
 from sweeps.progress import console
+from sweeps.ranking import rank, ranking_lines, trial_summary, value_text
 from sweeps.storage import default_storage, local_path, open_storage, redact_url, storage_kind
 from sweeps.sweep_config import OBJECTIVE
 
@@ -46,6 +48,38 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     best.add_argument("--storage", metavar="URL", help=STORAGE_HELP)
     best.add_argument(
         "--output", default="best.toml", metavar="FILE", help="file to write (default: best.toml)"
+    )
+    confirm = best.add_argument_group(
+        "confirmation",
+        "values from the search are biased upward by the selection: --confirm retrains the top "
+        "trials on fresh seeds, never used by the search, and picks on those",
+    )
+    confirm.add_argument(
+        "--confirm",
+        type=int,
+        metavar="K",
+        help="retrain the top trials K times each on K fresh seeds (K >= 2), pick the best by "
+        "their mean and write its confirmed mean ± CI into the file",
+    )
+    confirm.add_argument(
+        "--top",
+        type=int,
+        default=3,
+        metavar="M",
+        help="how many of the best trials --confirm retrains (default 3)",
+    )
+    confirm.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder with the four MNIST IDX files (default: $MNIST_DIR, then the cache, ...)",
+    )
+    confirm.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow tracking URI of the confirmation runs (default: the study's)",
+    )
+    confirm.add_argument(
+        "--experiment", metavar="NAME", help="MLflow experiment (default: the study's)"
     )
     best.set_defaults(handler=cmd_best)
 
@@ -126,7 +160,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
         if best is None:
             table.add_row(Text(name), sampler, trials, "-", "-")
         else:
-            value = f"{best.value:.4f} (trial {best.number})"
+            value = f"{value_text(best)} (trial {best.number})"
             params = Text("\n".join(f"{k}={_short(v)}" for k, v in best.params.items()))
             table.add_row(Text(name), sampler, trials, value, params)
     console.print(table)
@@ -152,30 +186,52 @@ def _short(value: Any) -> str:
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    """Writes the best trial's config of ``--study`` to ``--output``."""
+    """Writes the best trial's config of ``--study`` to ``--output``; with ``--confirm``, the
+    config that wins a retraining of the top trials on fresh seeds."""
+    if args.confirm is not None and args.confirm < 2:
+        raise ConfigError(f"--confirm {args.confirm}: expected >= 2 fresh seeds")
+    if args.top < 1:
+        raise ConfigError(f"--top {args.top}: expected >= 1")
     url, storage = open_existing_storage(args.storage)
     study = load_study(args.study, url, storage)
     best = best_trial(study)
     if best is None:
         states = ", ".join(state_counts(study)) or "no trials"
         raise ConfigError(f"--study {args.study!r}: no completed trial yet ({states})")
-    text = best_toml(study.study_name, url, best)
     path = Path(args.output)
     if not path.parent.is_dir():
         raise ConfigError(f"--output {args.output}: folder {path.parent} does not exist")
+    ranking = rank(study.get_trials(deepcopy=False))
+    assert ranking is not None  # the study has a completed trial
+    for line in ranking_lines(ranking):
+        console.print(line, markup=False)
+    confirmed: list[str] = []
+    value = value_text(best)
+    if args.confirm is not None:
+        from sweeps.confirm import confirm, confirmation_lines  # trains: loads the models
+
+        result = confirm(
+            study, args.confirm, args.top, args.data_dir, args.tracking_uri, args.experiment
+        )
+        confirmed = confirmation_lines(result)
+        for line in confirmed:
+            console.print(line, markup=False)
+        best = result.winner.trial
+        value = f"{result.winner.val.text()} on {args.confirm} fresh seeds"
+    text = best_toml(study.study_name, url, best, confirmed)
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"--output {args.output}: cannot write ({exc.strerror})") from None
     console.print(
         f"wrote {path}: trial {best.number} of study {study.study_name} ({OBJECTIVE} "
-        f"{best.value:.4f}); train it again with: mnist-sweep train --config {path}",
+        f"{value}); train it again with: mnist-sweep train --config {path}",
         markup=False,
     )
     return 0
 
 
-def best_toml(study: str, url: str, trial: FrozenTrial) -> str:
+def best_toml(study: str, url: str, trial: FrozenTrial, confirmed: Sequence[str] = ()) -> str:
     """The trial's resolved config as TOML, under a comment header saying where it came from.
 
     Raises:
@@ -188,7 +244,9 @@ def best_toml(study: str, url: str, trial: FrozenTrial) -> str:
     config = TrainConfig.from_dict(stored, source=where)
     header = [
         f"Best trial of Optuna study {study!r} in {redact_url(url)}",
-        f"trial {trial.number}: {OBJECTIVE} = {trial.value!r}",
+        f"trial {trial.number}: {OBJECTIVE} = {trial.value!r}"
+        + (f" (mean of its repeats: {value_text(trial)})" if trial_summary(trial) else ""),
+        *confirmed,
         f"MLflow run: {trial.user_attrs.get('mlflow_run_id', 'unknown')}",
         "params: " + ", ".join(f"{k} = {v!r}" for k, v in trial.params.items()),
         "train it again: mnist-sweep train --config <this file>",

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import optuna
 
+from mnist_models.config import TrainConfig
 from mnist_models.errors import TrialFailed
+from mnist_models.seeds import repeat_seeds
+from sweeps.attrs import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, VAL_REPEATS_ATTR
 from sweeps.budget import TrialBudget
 from sweeps.progress import console
+from sweeps.pruning import RepeatReporter
 from sweeps.recovery import RETRY_OF_ATTR, WORKER_ATTR, requeue, worker_id
 from sweeps.sweep_config import SweepConfig
-from sweeps.trial_runner import TrialRunner
+from sweeps.trial_runner import TrialOutcome, TrialRunner
 from tracking import RunLogger, Tracker, interrupt_reason
+from tracking.repeats import REPEAT_ROLE, RepeatRecord, log_repeat_summary
 
 _SHORT = {"batch_size": "bs", "dropout": "do"}
 
@@ -87,7 +93,7 @@ class Objective:
         if run.run_id is not None:
             trial.set_user_attr("mlflow_run_id", run.run_id)
         try:
-            result = self.runner.run(trial, config, run, name)
+            result = self._train(trial, config, run, name)
         except TrialFailed as exc:
             _close_after_error(run, "FAILED", str(exc))
             console.print(f"[red]{name}: failed: {exc}[/]")
@@ -102,7 +108,7 @@ class Objective:
             raise
         trial.set_user_attr("test_accuracy", result.test_accuracy)
         trial.set_user_attr("epochs_trained", result.epochs_trained)
-        value = result.val_accuracy
+        value = result.val_accuracy  # with repeats: their mean
         # A pruned trial is visibly not a finished one: KILLED status and its own state tag.
         state, status, tags = (
             ("PRUNED", "KILLED", {"pruned_at_epoch": result.epochs_trained})
@@ -115,10 +121,83 @@ class Objective:
             console.print(f"{name}: pruned at epoch {result.epochs_trained} (val acc {value:.4f})")
             raise optuna.TrialPruned(result.stop_reason)
         console.print(
-            f"{name}: val acc [bold]{value:.4f}[/] test acc {result.test_accuracy:.4f} "
+            f"{name}: val acc [bold]{result.val_text}[/] test acc {result.test_text} "
             f"({result.seconds:.1f}s)"
         )
         return value
+
+    def _train(
+        self, trial: optuna.Trial, config: TrainConfig, run: RunLogger, name: str
+    ) -> TrialOutcome:
+        """One training into the trial's run, or, with repeats, one nested run per repeat."""
+        if self.sweep.repeats == 1:
+            return self.runner.run(trial, config, run, name)
+        seeds = repeat_seeds(config.seed, self.sweep.repeats)
+        trial.set_user_attr(REPEAT_SEEDS_ATTR, seeds)
+        wilcoxon = self.sweep.pruner == "wilcoxon"
+        reporter = RepeatReporter(trial, config.epochs, per_epoch=not wilcoxon)
+        outcomes: list[TrialOutcome] = []
+        records: list[RepeatRecord] = []
+        stop_reason = None
+        for index, seed in enumerate(seeds):
+            label = f"{name} r{index}"
+            child = (
+                RunLogger(self.tracker.client, None, run.failure)  # nothing to nest under
+                if run.run_id is None
+                else self.tracker.start_run(
+                    label,
+                    tags={
+                        "optuna.study": self.study_name,
+                        "optuna.trial": trial.number,
+                        "mnist_sweeps.role": REPEAT_ROLE,
+                        "repeat": index,
+                        "seed": seed,
+                        "model": config.model,
+                    },
+                    parent_run_id=run.run_id,
+                    keep_going=True,
+                )
+            )
+            repeat = config.replace({"seed": seed}, source=f"trial {trial.number} repeat {index}")
+            try:
+                outcome = self.runner.run(reporter.repeat(index), repeat, child, label)
+            except KeyboardInterrupt as exc:
+                _close_after_error(child, "KILLED", interrupt_reason(exc))
+                raise
+            except BaseException as exc:
+                _close_after_error(child, "FAILED", f"{type(exc).__name__}: {exc}")
+                raise
+            outcomes.append(outcome)
+            records.append(
+                RepeatRecord(
+                    seed, outcome.val_accuracy, outcome.test_accuracy, outcome.history, child.run_id
+                )
+            )
+            trial.set_user_attr(VAL_REPEATS_ATTR, [o.val_accuracy for o in outcomes])
+            trial.set_user_attr(TEST_REPEATS_ATTR, [o.test_accuracy for o in outcomes])
+            if outcome.stopped_early:
+                _close(child, "PRUNED", "KILLED", {"pruned_at_epoch": outcome.epochs_trained})
+                stop_reason = f"repeat {index + 1} of {len(seeds)}: {outcome.stop_reason}"
+                break
+            _close(child, "COMPLETE", "FINISHED", {})
+            if wilcoxon:
+                trial.report(outcome.val_accuracy, step=index)
+                if trial.should_prune():
+                    stop_reason = f"pruned after repeat {index + 1} of {len(seeds)} (Wilcoxon)"
+                    break
+        found = log_repeat_summary(run, config, records)
+        if stop_reason is None and "val_accuracy" in found:
+            run.rename(f"{name} {found['val_accuracy'].text()}")
+        return TrialOutcome(
+            val_accuracy=found["val_accuracy"].mean if "val_accuracy" in found else math.nan,
+            test_accuracy=found["test_accuracy"].mean if "test_accuracy" in found else math.nan,
+            epochs_trained=sum(o.epochs_trained for o in outcomes),
+            seconds=sum(o.seconds for o in outcomes),
+            stop_reason=stop_reason,
+            seed=config.seed,
+            val_text=found["val_accuracy"].text() if "val_accuracy" in found else "nan",
+            test_text=found["test_accuracy"].text() if "test_accuracy" in found else "nan",
+        )
 
     def _note_tracking_failure(
         self, trial: optuna.Trial, run: RunLogger, name: str, state: str

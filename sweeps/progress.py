@@ -87,6 +87,12 @@ class EpochPrinter(Callback):
         )
 
 
+def epoch_lines(label: str) -> list[Callback]:
+    """The callbacks of a run whose epochs print one line each (``callbacks_for`` of
+    :func:`tracking.repeats.train_repeats`)."""
+    return [EpochPrinter(label)]
+
+
 class SweepProgress:
     """A live bar over the study's finished trials, with the current best, and over the
     running trial's epochs; epoch lines scroll above it. Use as a context manager."""

@@ -20,18 +20,30 @@ from typing import Any
 import mlflow
 import optuna
 from mlflow import MlflowClient
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_models.errors import ConfigError
-from sweeps.attrs import TRACKING_ATTR
+from mnist_models.stats import Summary, summarise
+from sweeps.attrs import TEST_REPEATS_ATTR, TRACKING_ATTR
 from sweeps.progress import console
+from sweeps.ranking import trial_summary
 from sweeps.storage import default_storage, local_path, open_storage, redact_url, storage_kind
 from sweeps.sweep_config import OBJECTIVE
 from tracking import Tracker
+from tracking.figures import intervals_figure
 
 FOLDER = "study"
 PLOTS = ("optimization_history", "param_importances", "parallel_coordinate", "intermediate_values")
 USER_ATTRS = ("test_accuracy", "epochs_trained", "mlflow_run_id")
+# Drawn only for a study with repeated trials, so not in PLOTS: `report` lists every missing
+# PLOTS entry as "not drawn yet", which a study trained once per trial never will be.
+TOP_TRIALS = "top_trials"
+TOP_COUNT = 10  # trials in TOP_TRIALS
+# Filled for trials trained more than once (95% Student-t intervals), None otherwise.
+VALUE_INTERVAL = ("value_std", "value_ci_low", "value_ci_high", "repeats")
+TEST_INTERVAL = ("test_accuracy_ci_low", "test_accuracy_ci_high")
+INTERVAL_COLUMNS = VALUE_INTERVAL + TEST_INTERVAL
 Size = tuple[float, float]  # inches
 
 
@@ -69,24 +81,50 @@ def log_study_report(client: MlflowClient, parent_run_id: str, study: optuna.Stu
 def draw_study_figures(study: optuna.Study, folder: Path) -> list[Path]:
     """Draws each of Optuna's plots that the study has data for into ``folder`` as PNG.
 
+    A study with repeated trials also gets ``top_trials.png``: its best trials' means with
+    their 95% intervals.
+
     Returns:
-        The files written, in the order of ``PLOTS``.
+        The files written, in the order of ``PLOTS``, then ``top_trials.png``.
     """
     written = []
-    for name, size in _plots(study.get_trials(deepcopy=False)).items():
+    plots = _plots(study.get_trials(deepcopy=False))
+    top = top_trials(study)
+    if any(trial_summary(t) for t in study.get_trials(deepcopy=False, states=[COMPLETE])):
+        plots[TOP_TRIALS] = (max(7.0, 0.9 * len(top) + 3.0), 5.0)
+    for name, size in plots.items():
         title = f"Study {study.study_name}: {name.replace('_', ' ')}"
+        if name == TOP_TRIALS:
+            title = f"Study {study.study_name}: top {len(top)} trials by {OBJECTIVE}"
+            draw = partial(_draw_top_trials, top, title)
+        else:
+            draw = partial(_draw, name, study)
         path = folder / f"{name}.png"
-        _save_figure(path, title, size, partial(_draw, name, study))
+        _save_figure(path, title, size, draw)
         if path.is_file():
             written.append(path)
     return written
 
 
+def top_trials(study: optuna.Study, count: int = TOP_COUNT) -> list[FrozenTrial]:
+    """The study's ``count`` best completed trials, best first (ties: lower number first)."""
+    completed = study.get_trials(deepcopy=False, states=[COMPLETE])
+    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+    return sorted(completed, key=lambda t: (sign * (t.value or 0.0), t.number))[:count]
+
+
 def trial_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
-    """One flat row per trial, named like ``Study.trials_dataframe`` (``params_lr``, ...)."""
+    """One flat row per trial, named like ``Study.trials_dataframe`` (``params_lr``, ...).
+
+    A repeated trial also fills ``INTERVAL_COLUMNS``: the standard deviation and 95%
+    Student-t interval of its validation accuracies (``value`` is their mean), how many
+    repeats, and the interval of its test accuracies. They are ``None`` for a trial trained
+    once, and always present, so every study's table has the same columns.
+    """
     params = _param_names(trials)
     rows = []
     for trial in trials:
+        value, test = trial_summary(trial), trial_summary(trial, TEST_REPEATS_ATTR)
         row: dict[str, Any] = {
             "number": trial.number,
             "state": trial.state.name,
@@ -98,6 +136,13 @@ def trial_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
         }
         row.update({f"params_{name}": _plain(trial.params.get(name)) for name in params})
         row.update({f"user_attrs_{key}": _plain(trial.user_attrs.get(key)) for key in USER_ATTRS})
+        # Last, so the columns a study of single runs always had keep their places.
+        row["value_std"] = _plain(value.std) if value else None
+        row["value_ci_low"] = _plain(value.low) if value else None
+        row["value_ci_high"] = _plain(value.high) if value else None
+        row["repeats"] = value.n if value else None
+        row["test_accuracy_ci_low"] = _plain(test.low) if test else None
+        row["test_accuracy_ci_high"] = _plain(test.high) if test else None
         rows.append(row)
     return rows
 
@@ -111,6 +156,7 @@ def _param_names(trials: list[FrozenTrial]) -> list[str]:
     return list(dict.fromkeys(name for trial in trials for name in trial.params))
 
 
+COMPLETE = TrialState.COMPLETE
 FINISHED_OR_RUNNING = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
@@ -143,6 +189,32 @@ def _draw(name: str, study: optuna.Study) -> Any:
     axes.set_xlabel("epoch")
     axes.set_ylabel(f"{OBJECTIVE} reported for pruning")
     return axes
+
+
+def _draw_top_trials(trials: list[FrozenTrial], title: str) -> Any:
+    """Validation (the objective) and test accuracy of ``trials``, means with intervals."""
+    labels = [f"trial {t.number}\n({_runs(t)})" for t in trials]
+    series: dict[str, list[Summary | None]] = {
+        "validation": [trial_summary(t) or summarise([t.value or 0.0]) for t in trials],
+        "test": [_test_summary(t) for t in trials],
+    }
+    return intervals_figure(labels, series, title).axes[0]
+
+
+def _runs(trial: FrozenTrial) -> str:
+    summary = trial_summary(trial)
+    return f"{summary.n} runs" if summary else "1 run"
+
+
+def _test_summary(trial: FrozenTrial) -> Summary | None:
+    """The test accuracies' interval, the single test accuracy, or ``None`` without one."""
+    repeated = trial_summary(trial, TEST_REPEATS_ATTR)
+    if repeated is not None:
+        return repeated
+    single = trial.user_attrs.get("test_accuracy")
+    if isinstance(single, (int, float)) and math.isfinite(single):
+        return summarise([single])
+    return None
 
 
 def _save_figure(path: Path, title: str, size: Size, draw: Callable[[], Any]) -> None:

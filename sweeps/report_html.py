@@ -18,11 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.attrs import CONFIG_ATTR, TARGET_ATTR, TRACKING_ATTR
+from mnist_models.stats import CONFIDENCE, Summary
+from sweeps.attrs import CONFIG_ATTR, TARGET_ATTR, TEST_REPEATS_ATTR, TRACKING_ATTR
 from sweeps.export import sampler_name
-from sweeps.report import draw_study_figures, trial_rows
+from sweeps.ranking import trial_summary, value_text
+from sweeps.report import (
+    INTERVAL_COLUMNS,
+    draw_study_figures,
+    trial_rows,
+)
 from sweeps.storage import redact_url
 from sweeps.sweep_config import OBJECTIVE
 
@@ -89,7 +95,7 @@ def render_study_page(study: optuna.Study, storage: str, figures: dict[str, byte
             parts.append(
                 f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{data}"></figure>'
             )
-    parts += ["<h2>Trials</h2>", _table(trial_rows(trials), best), "</body></html>"]
+    parts += ["<h2>Trials</h2>", _table(trials, best), "</body></html>"]
     return "\n".join(parts) + "\n"
 
 
@@ -105,7 +111,7 @@ def _summary(
         "trials target": str(study.user_attrs.get(TARGET_ATTR, "-")),
         "sampler": sampler_name(study),
         "storage": redact_url(storage),
-        "best value": f"{best.value:.4f} (trial {best.number})" if best else "-",
+        "best value": f"{value_text(best)} (trial {best.number})" if best else "-",
     }
     if tracking:
         summary["MLflow"] = (
@@ -115,9 +121,16 @@ def _summary(
     return summary
 
 
-def _best(trial: Any) -> dict[str, str]:
-    best = {"trial": str(trial.number), OBJECTIVE: f"{trial.value:.4f}"}
-    if "test_accuracy" in trial.user_attrs:
+def _best(trial: FrozenTrial) -> dict[str, str]:
+    best = {"trial": str(trial.number), OBJECTIVE: value_text(trial)}
+    value, test = trial_summary(trial), trial_summary(trial, TEST_REPEATS_ATTR)
+    if value is not None:
+        best[f"{OBJECTIVE} {_level(value)} CI"] = _interval(value)
+        best["repeats"] = str(value.n)
+    if test is not None:
+        best["test_accuracy"] = test.text()
+        best[f"test_accuracy {_level(test)} CI"] = _interval(test)
+    elif "test_accuracy" in trial.user_attrs:
         best["test_accuracy"] = f"{trial.user_attrs['test_accuracy']:.4f}"
     best.update({name: _cell(value) for name, value in trial.params.items()})
     if "mlflow_run_id" in trial.user_attrs:
@@ -157,24 +170,73 @@ def _space_value(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _table(rows: list[dict[str, Any]], best: Any | None) -> str:
+# Display-only columns of a study with repeated trials: the interval as one cell each.
+VALUE_CI, TEST_CI = "value_ci", "test_accuracy_ci"
+HEADERS = {VALUE_CI: f"value {CONFIDENCE:.0%} CI", TEST_CI: f"test_accuracy {CONFIDENCE:.0%} CI"}
+
+
+def _table(trials: list[FrozenTrial], best: Any | None) -> str:
+    """The trials table; with repeated trials, value and test accuracy read ``mean ± half``.
+
+    A study trained once per trial gets the table it always had: no interval columns, which
+    would all be empty.
+    """
+    rows = trial_rows(trials)
     if not rows:
         return "<p>No trials yet.</p>"
-    columns = list(rows[0])
+    columns = [c for c in rows[0] if c not in INTERVAL_COLUMNS]
+    repeated = any(row["repeats"] for row in rows)
+    if repeated:
+        for after, added in (
+            ("value", [VALUE_CI, "repeats"]),
+            ("user_attrs_test_accuracy", [TEST_CI]),
+        ):
+            at = columns.index(after) + 1
+            columns[at:at] = added
     head = "".join(f"<th>{_e(_header(c))}</th>" for c in columns)
     body = []
-    for row in rows:
+    for trial, row in zip(trials, rows, strict=True):
         marked = ' class="best"' if best is not None and row["number"] == best.number else ""
-        cells = "".join(_td(row[c]) for c in columns)
+        shown = dict(row)
+        if repeated:
+            shown.update(_interval_cells(trial))
+        cells = "".join(_td(shown[c]) for c in columns)
         body.append(f"<tr{marked}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _interval_cells(trial: FrozenTrial) -> dict[str, Any]:
+    """The cells a repeated trial shows in place of its numbers (nothing for a single run)."""
+    cells: dict[str, Any] = {VALUE_CI: None, TEST_CI: None}
+    value, test = trial_summary(trial), trial_summary(trial, TEST_REPEATS_ATTR)
+    if value is not None:
+        cells.update({"value": _Num(value.text()), VALUE_CI: _Num(_interval(value))})
+    if test is not None:
+        cells.update(
+            {"user_attrs_test_accuracy": _Num(test.text()), TEST_CI: _Num(_interval(test))}
+        )
+    return cells
+
+
+class _Num(str):
+    """Text of a number (``0.9801 ± 0.0009``), right-aligned like the numbers it stands for."""
+
+
+def _interval(summary: Summary) -> str:
+    return f"{summary.low:.4f} to {summary.high:.4f}"
+
+
+def _level(summary: Summary) -> str:
+    return f"{summary.confidence:.0%}"
+
+
 def _header(column: str) -> str:
-    return column.removeprefix("params_").removeprefix("user_attrs_")
+    return HEADERS.get(column) or column.removeprefix("params_").removeprefix("user_attrs_")
 
 
 def _td(value: Any) -> str:
+    if isinstance(value, _Num):
+        return f'<td class="num">{_e(value)}</td>'
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f'<td class="num">{_e(_cell(value))}</td>'
     return f"<td>{_e('' if value is None else str(value))}</td>"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 from mnist_models.config import TrainConfig, read_toml
 from mnist_models.errors import ConfigError
 from mnist_models.reported_format import printed_figures as grokking_figures
+from mnist_models.stats import CONFIDENCE, prediction_interval, summarise
 from mnist_models.training import TrainResult
 
 EXACT, WITHIN, DIFFERS, NOT_REPRODUCIBLE = (
@@ -27,6 +28,7 @@ EXACT, WITHIN, DIFFERS, NOT_REPRODUCIBLE = (
     "differs",
     "not reproducible",
 )
+INSIDE, OUTSIDE = "inside the spread", "outside the spread"
 FORMATS = ("grokking", "keras")
 # Each field of an entry and the kind of value it takes (checked like a config: a bool is
 # never a number, a number never a string).
@@ -217,3 +219,73 @@ def judge(entry: ReportedRun, reproduced: Mapping[str, str]) -> Verdict:
         return Verdict(WITHIN, figures, f"±{entry.tolerance:g}")
     detail = ", ".join(f"{k} {entry.reported[k]} vs {figures.get(k, '-')}" for k in mismatched)
     return Verdict(DIFFERS, figures, detail)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The headline figure over several seeds, against the published single run.
+
+    Attributes:
+        seeds: The seed of each run (the entry's own seed first).
+        values: The headline figure of each run, as printed and read back as a number.
+        published: The published figure.
+        mean: Mean of ``values``.
+        sd: Their sample standard deviation (ddof 1).
+        low: Lower end of the prediction interval of one more run.
+        high: Upper end.
+        confidence: The prediction interval's level.
+    """
+
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]
+    published: float
+    mean: float
+    sd: float
+    low: float
+    high: float
+    confidence: float = CONFIDENCE
+
+    @property
+    def inside(self) -> bool:
+        """Whether the published figure could be one more run of ours (within the interval)."""
+        return self.low <= self.published <= self.high
+
+    @property
+    def label(self) -> str:
+        """``inside the spread`` or ``outside the spread``."""
+        return INSIDE if self.inside else OUTSIDE
+
+    def text(self, digits: int = 4) -> str:
+        """``0.9829 ± 0.0012`` (mean ± sd)."""
+        return f"{self.mean:.{digits}f} ± {self.sd:.{digits}f}"
+
+    def interval_text(self, digits: int = 4) -> str:
+        """``0.9790 to 0.9868`` (the prediction interval)."""
+        return f"{self.low:.{digits}f} to {self.high:.{digits}f}"
+
+
+def spread(
+    entry: ReportedRun, seeds: Sequence[int], figures: Sequence[Mapping[str, str]]
+) -> Spread | None:
+    """The headline figure of each run (``figures[r]`` trained with ``seeds[r]``) against the
+    published one; ``None`` for fewer than two runs or a figure that is not a finite number.
+
+    The question is whether the published run could be one more seed of ours, so the interval
+    is the prediction interval of a single run, not the (narrower) interval of the mean.
+    """
+    if len(seeds) != len(figures):
+        raise ValueError(f"{len(seeds)} seeds for {len(figures)} runs")
+    values = [float(f.get(entry.headline, "nan")) for f in figures]
+    if len(values) < 2 or not all(math.isfinite(v) for v in values):
+        return None
+    summary = summarise(values)
+    low, high = prediction_interval(values)
+    return Spread(
+        seeds=tuple(seeds),
+        values=tuple(values),
+        published=float(entry.reported[entry.headline]),
+        mean=summary.mean,
+        sd=summary.std,
+        low=low,
+        high=high,
+    )

@@ -2,6 +2,11 @@
 
 The new run lands beside the original (same experiment unless ``--experiment``), tagged
 ``reproduces=<RUN_ID>``, and its final metrics are printed next to the original's.
+
+With ``--repeats K`` (default: the original's ``repeats`` param, else 1) the config trains K
+times, the original's seed first, each repeat a run nested under the new one; the table then
+gives the reproductions' mean with its 95% interval, and whether the original's figures lie
+inside the 95% prediction interval of one more run, i.e. within seed-to-seed spread.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import contextlib
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import mlflow
 from mlflow import MlflowClient
@@ -23,16 +28,21 @@ from rich.text import Text
 
 from mnist_models.config import TrainConfig, read_toml
 from mnist_models.errors import ConfigError
-from mnist_models.training import load_splits
-from sweeps.progress import EpochPrinter, console
+from mnist_models.seeds import repeat_seeds
+from mnist_models.stats import CONFIDENCE, prediction_interval, summarise
+from mnist_models.training import TrainResult, load_splits
+from sweeps.data_cache import SplitsCache
+from sweeps.progress import EpochPrinter, console, epoch_lines
 from sweeps.reported import DIFFERS
 from sweeps.reproduce_reported import reproduce_reported
 from sweeps.storage import local_path, redact_url
 from tracking import Tracker, train_and_end
+from tracking.repeats import run_repeats
 
 CONFIG_ARTIFACT = "config.toml"
 # Final metrics of every run (see RunLogger.log_result); val_* hold their last epoch.
 COMPARED = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "epochs_trained")
+JUDGED = ("val_accuracy", "test_accuracy")  # whose place in the repeats' spread is stated
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,6 +70,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="also run each entry with its faithful-mode switches off and show that figure",
     )
     reported.add_argument("--report", metavar="FILE.md", help="write the table and notes here")
+    reproduce.add_argument(
+        "--repeats",
+        type=int,
+        metavar="K",
+        help="train K times (the original seed first, then derived seeds), nested under one "
+        "new run, and say whether the original lies within their seed-to-seed spread "
+        "(default: the original run's `repeats` param, else 1; with --reported: 1)",
+    )
     reproduce.add_argument(
         "--tracking-uri",
         metavar="URI",
@@ -144,11 +162,18 @@ def _no_progress_bar() -> Iterator[None]:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Re-trains ``RUN_ID``'s config into a new run and prints both runs' final metrics."""
+    if args.repeats is not None and args.repeats < 1:
+        raise ConfigError(f"--repeats {args.repeats}: expected >= 1")
     if args.reported is not None:
         if args.run_id is not None:
             raise ConfigError("give either RUN_ID or --reported ID, not both")
         rows = reproduce_reported(
-            args.reported, args.corrected, args.data_dir, args.tracking_uri, args.report
+            args.reported,
+            args.corrected,
+            args.data_dir,
+            args.tracking_uri,
+            args.report,
+            repeats=args.repeats or 1,
         )
         return 1 if any(row.verdict.label == DIFFERS for row in rows) else 0
     if args.run_id is None:
@@ -158,31 +183,127 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     uri, client = open_tracking_store(args.tracking_uri)
     original = find_run(client, args.run_id, uri)
     config = logged_config(client, original)
+    repeats = args.repeats if args.repeats is not None else logged_repeats(original)
     experiment = args.experiment or client.get_experiment(original.info.experiment_id).name
-    splits = load_splits(config, args.data_dir)
-    tracker = Tracker(experiment, uri)
     label = f"reproduce-{original.info.run_name or args.run_id}"
     tags = {"reproduces": args.run_id, "mnist_sweeps.role": "reproduce", "model": config.model}
-    run = tracker.start_run(label, tags=tags)
-    train_and_end(run, config, splits, [EpochPrinter(label)])
-    new = client.get_run(run.id)
-    console.print(comparison_table(original, new))
+    if repeats > 1:
+        if args.repeats is None:
+            console.print(f"repeats: {repeats}, as the original run (its `repeats` param)")
+        tracker = Tracker(experiment, uri)
+        run_id = _reproduce_repeats(original, config, repeats, tracker, label, tags, args.data_dir)
+    else:
+        splits = load_splits(config, args.data_dir)
+        tracker = Tracker(experiment, uri)
+        run = tracker.start_run(label, tags=tags)
+        train_and_end(run, config, splits, [EpochPrinter(label)])
+        run_id = run.id
+        new = client.get_run(run_id)
+        console.print(comparison_table(original, new))
+        _pruned_note(original)
+        _digest_warning(original, new.data.tags.get("dataset.digest"))
+    nested = f" ({repeats} repeats nested under it)" if repeats > 1 else ""
+    console.print(
+        f"MLflow run {run_id} ({label}){nested} in experiment '{experiment}' at {redact_url(uri)}",
+        markup=False,
+    )
+    return 0
+
+
+def logged_repeats(run: Run) -> int:
+    """The original run's ``repeats`` param (a configuration trained K times), else 1.
+
+    Raises:
+        ConfigError: If the param is there but not a whole number >= 1.
+    """
+    logged = run.data.params.get("repeats")
+    if logged is None:
+        return 1
+    try:
+        value = int(logged)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(
+            f"RUN_ID {run.info.run_id!r}: param repeats={logged!r} is not a whole number >= 1; "
+            "pass --repeats K"
+        )
+    return value
+
+
+def _pruned_note(original: Run) -> None:
     if original.data.tags.get("optuna.state") == "PRUNED":
         console.print(
             f"note: the original trial was pruned at epoch "
             f"{original.data.tags.get('pruned_at_epoch', '?')}; this run trained every epoch"
         )
-    before, after = (r.data.tags.get("dataset.digest") for r in (original, new))
+
+
+def _digest_warning(original: Run, after: str | None) -> None:
+    before = original.data.tags.get("dataset.digest")
     if before and before != after:
         console.print(
             f"[yellow bold]warning:[/] the data differ from the original run's "
             f"(dataset.digest {before} there, {after} here); pass the --data-dir it used"
         )
-    console.print(
-        f"MLflow run {run.run_id} ({label}) in experiment '{experiment}' at {redact_url(uri)}",
-        markup=False,
+
+
+def _reproduce_repeats(
+    original: Run,
+    config: TrainConfig,
+    repeats: int,
+    tracker: Tracker,
+    label: str,
+    tags: dict[str, str],
+    data_dir: str | None,
+) -> str:
+    """Trains ``config`` ``repeats`` times nested under one new run; prints the comparison.
+
+    Returns:
+        The new (parent) run's id.
+    """
+    seeds = repeat_seeds(config.seed, repeats)
+    finals: list[dict[str, float]] = []
+    digests: list[str] = []
+
+    def keep(result: TrainResult) -> None:
+        # The figures the single-run table compares, as RunLogger.log_result logs them.
+        last = result.history[-1] if result.history else None
+        finals.append(
+            {
+                "val_accuracy": result.val_accuracy,
+                "val_loss": last.val_loss if last is not None else math.nan,
+                "test_accuracy": result.test.accuracy,
+                "test_loss": result.test.loss,
+                "epochs_trained": result.epochs_trained,
+            }
+        )
+        digests.append(result.splits.digest)
+
+    parent, _ = run_repeats(
+        tracker,
+        label,
+        config,
+        seeds,
+        SplitsCache(data_dir),
+        tags,
+        callbacks_for=epoch_lines,
+        on_result=keep,
     )
-    return 0
+    console.print(repeats_table(original, finals, label))
+    for key in JUDGED:
+        sentence = spread_sentence(key, original.data.metrics.get(key), finals)
+        if sentence:
+            console.print(sentence, markup=False)
+    if logged_repeats(original) > 1:
+        console.print(
+            "note: the original's figures are means over its own repeats; trained with the "
+            "same seeds, the reproduced means should equal them"
+        )
+    _pruned_note(original)
+    # Repeat 0 has the original's seed, so its split (and digest) should be the original's.
+    _digest_warning(original, digests[0] if digests else None)
+    return parent.id
 
 
 def comparison_table(original: Run, new: Run) -> Table:
@@ -212,3 +333,60 @@ def _difference(before: float | None, after: float | None) -> str:
     if before == after or (math.isnan(before) and math.isnan(after)):
         return "identical"
     return f"{after - before:+.3g}"
+
+
+def _finite_values(key: str, finals: Sequence[dict[str, float]]) -> list[float] | None:
+    values = [float(final[key]) for final in finals]
+    return values if values and all(math.isfinite(v) for v in values) else None
+
+
+def repeats_table(original: Run, finals: Sequence[dict[str, float]], label: str) -> Table:
+    """The original's final metrics beside the reproductions' mean with its 95% interval, the
+    95% prediction interval of one more run, and whether the original lies in the latter.
+
+    Five narrow columns: the table fits the 80 columns of a log file or a CI console.
+    """
+    n = len(finals)
+    level = f"{CONFIDENCE:.0%}"
+    table = Table(title=Text(f"{label} ({n} repeats) vs {original.info.run_id}"))
+    table.add_column("metric", no_wrap=True)
+    for column in ("original", f"mean ± {level} CI", f"{level} PI of a run", "inside"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for key in COMPARED:
+        before = original.data.metrics.get(key)
+        values = _finite_values(key, finals)
+        if before is None and values is None:
+            continue
+        if key == "epochs_trained":  # a count, not a measurement: its range, not its spread
+            trained = sorted({int(v) for v in values or []})
+            shown = "-" if not trained else f"{trained[0]}-{trained[-1]}"
+            shown = str(trained[0]) if len(trained) == 1 else shown
+            table.add_row(key, _number(key, before), shown, "", "")
+            continue
+        if values is None:
+            table.add_row(key, _number(key, before), "-", "-", "-")
+            continue
+        low, high = prediction_interval(values)
+        inside = "-"
+        if before is not None and math.isfinite(before):
+            inside = "yes" if low <= before <= high else "no"
+        table.add_row(
+            key, _number(key, before), summarise(values).text(6), f"{low:.6f}-{high:.6f}", inside
+        )
+    return table
+
+
+def spread_sentence(
+    key: str, original: float | None, finals: Sequence[dict[str, float]]
+) -> str | None:
+    """Whether the original's ``key`` lies in the 95% prediction interval of the repeats."""
+    values = _finite_values(key, finals)
+    if original is None or values is None or not math.isfinite(original):
+        return None
+    low, high = prediction_interval(values)
+    where = "inside" if low <= original <= high else "outside"
+    meaning = "within seed-to-seed spread" if where == "inside" else "beyond seed-to-seed spread"
+    return (
+        f"original {key} {original:.6f} lies {where} the {CONFIDENCE:.0%} prediction interval "
+        f"of the {len(values)} reproductions ({low:.6f} to {high:.6f}): {meaning}"
+    )

@@ -15,13 +15,15 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 from optuna.trial import TrialState
 
 from mnist_models.config import TrainConfig
-from mnist_models.data import MnistData, Splits, load_mnist, make_splits
+from mnist_models.data import Splits
 from mnist_models.errors import ConfigError, TrialFailed
 from sweeps.attrs import CONFIG_ATTR, SAMPLER_ATTR, TARGET_ATTR, TRACKING_ATTR
 from sweeps.budget import TrialBudget
+from sweeps.data_cache import SplitsCache
 from sweeps.objective import Objective
 from sweeps.progress import SweepProgress, console
 from sweeps.pruning import make_pruner
+from sweeps.ranking import test_accuracy_text, value_text
 from sweeps.recovery import DeadTrialHandler, fail_dead_local_trials
 from sweeps.report import log_study_report
 from sweeps.samplers import grid_trials_left, make_sampler
@@ -82,28 +84,16 @@ def load_or_create_study(
             f"{redact_url(settings.storage)!r} with a different config; "
             "use a new --study name, or the same config and flags to resume it"
         )
+    else:
+        # Values over other repeats (other seeds, another noise level) are not comparable.
+        searched = stored.get("sweep", {}).get("repeats", 1)
+        if searched != sweep.repeats:
+            raise ConfigError(
+                f"--repeats {sweep.repeats}: study {settings.study!r} was searched with "
+                f"--repeats {searched}; use --repeats {searched} to resume it, or a new --study"
+            )
     study.set_user_attr(SAMPLER_ATTR, sweep.sampler)  # may change on resume; workers follow
     return study
-
-
-class SplitsCache:
-    """Loads MNIST once and reuses splits between trials that share the data settings."""
-
-    def __init__(self, data_dir: str | Path | None) -> None:
-        self.data_dir = data_dir
-        self._data: dict[str, MnistData] = {}
-        self._splits: dict[tuple[Any, ...], Splits] = {}
-
-    def __call__(self, config: TrainConfig) -> Splits:
-        dataset = config.data.dataset
-        if dataset not in self._data:
-            self._data[dataset] = load_mnist(self.data_dir, dataset=dataset)
-        key = (config.data, config.seed, config.dtype)
-        if key not in self._splits:
-            self._splits[key] = make_splits(
-                self._data[dataset], config.data, config.seed, dtype=config.dtype
-            )
-        return self._splits[key]
 
 
 def parent_tags(study: optuna.Study) -> dict[str, str]:
@@ -313,8 +303,8 @@ def study_note(
         ]
         for trial in top:
             params = " | ".join(_cell(trial.params.get(name)) for name in names)
-            test = trial.user_attrs.get("test_accuracy", float("nan"))
-            lines.append(f"| {trial.number} | {trial.value:.4f} | {test:.4f} | {params} |")
+            test = test_accuracy_text(trial)
+            lines.append(f"| {trial.number} | {value_text(trial)} | {test} | {params} |")
     return "\n".join(lines)
 
 

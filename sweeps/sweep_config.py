@@ -19,8 +19,12 @@ from sweeps.space import SearchSpace
 
 OBJECTIVE = "val_accuracy"  # maximised; validation accuracy after the last epoch trained
 SECTIONS = {"sweep", "fixed", "space"}
-SWEEP_KEYS = {"trials": int, "sampler": str, "pruner": str}
-PRUNERS = ("none", "median", "hyperband")
+SWEEP_KEYS = {"trials": int, "sampler": str, "pruner": str, "repeats": int}
+PRUNERS = ("none", "median", "hyperband", "wilcoxon")
+MAX_REPEATS = 100
+# The one-sided signed-rank test of the Wilcoxon pruner cannot reach its p < 0.1 with fewer
+# than 4 pairs (its smallest p is 1/2**n), so fewer repeats would never prune a trial.
+WILCOXON_MIN_REPEATS = 4
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,10 @@ class SweepConfig:
         trials: Default number of finished trials the study should reach.
         sampler: ``tpe`` (default), ``random``, ``qmc``, ``cmaes`` or ``grid`` (every
             parameter then needs grid values; see :meth:`SearchSpace.grid`).
-        pruner: ``median`` (default), ``hyperband`` or ``none``.
+        pruner: ``median`` (default), ``hyperband``, ``wilcoxon`` (repeats as its instances;
+            needs ``repeats >= 4``) or ``none``.
+        repeats: How many times each trial trains its configuration (repeat *r* of every trial
+            with the same seed); the objective is the mean over the repeats.
     """
 
     base: TrainConfig
@@ -41,6 +48,7 @@ class SweepConfig:
     trials: int = 20
     sampler: str = "tpe"
     pruner: str = "median"
+    repeats: int = 1
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -49,6 +57,14 @@ class SweepConfig:
             raise ConfigError(f"sweep.sampler={self.sampler!r}: expected one of {SAMPLERS}")
         if self.pruner not in PRUNERS:
             raise ConfigError(f"sweep.pruner={self.pruner!r}: expected one of {PRUNERS}")
+        if not 1 <= self.repeats <= MAX_REPEATS:
+            raise ConfigError(f"sweep.repeats={self.repeats}: expected 1 to {MAX_REPEATS}")
+        if self.pruner == "wilcoxon" and self.repeats < WILCOXON_MIN_REPEATS:
+            raise ConfigError(
+                f"sweep.pruner='wilcoxon' with sweep.repeats={self.repeats}: expected repeats >= "
+                f"{WILCOXON_MIN_REPEATS} (the repeats are its paired instances; with fewer, its "
+                "signed-rank test can never reach p < 0.1)"
+            )
         if self.base.data.val_fraction <= 0:
             raise ConfigError(
                 f"fixed.data.val_fraction={self.base.data.val_fraction}: expected > 0 "
@@ -109,7 +125,12 @@ class SweepConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "sweep": {"trials": self.trials, "sampler": self.sampler, "pruner": self.pruner},
+            "sweep": {
+                "trials": self.trials,
+                "sampler": self.sampler,
+                "pruner": self.pruner,
+                "repeats": self.repeats,
+            },
             "fixed": self.base.to_dict(),
             "space": self.space.to_dict(),
         }
@@ -128,6 +149,7 @@ class SweepConfig:
             "trials": self.trials,
             "sampler": self.sampler,
             "pruner": self.pruner,
+            "repeats": self.repeats,
         }
         values.update({k: v for k, v in settings.items() if v is not None})
         try:

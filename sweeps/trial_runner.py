@@ -18,17 +18,17 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import optuna
-
 from mnist_models.callbacks import Callback
 from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
 from mnist_models.errors import TrialFailed
 from mnist_models.training import TrainResult
+from sweeps.data_cache import SplitsCache
 from sweeps.progress import EpochPrinter, SweepProgress
-from sweeps.pruning import PruningCallback
+from sweeps.pruning import PruningCallback, Reportable
 from sweeps.signals import when_parent_dies
 from tracking import RunLogger, train_logged
+from tracking.repeats import history_rows
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,16 @@ class TrialOutcome:
     epochs_trained: int
     seconds: float
     stop_reason: str | None = None
+    seed: int = 0
+    history: tuple[dict[str, float], ...] = ()  # per-epoch metrics, for a repeats band figure
+    val_text: str = ""  # how to print the figures ("0.9801 ± 0.0009" with repeats)
+    test_text: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.val_text:
+            object.__setattr__(self, "val_text", f"{self.val_accuracy:.4f}")
+        if not self.test_text:
+            object.__setattr__(self, "test_text", f"{self.test_accuracy:.4f}")
 
     @property
     def stopped_early(self) -> bool:
@@ -53,6 +63,8 @@ class TrialOutcome:
             epochs_trained=result.epochs_trained,
             seconds=result.seconds,
             stop_reason=result.stop_reason,
+            seed=result.config.seed,
+            history=history_rows(result),
         )
 
 
@@ -63,9 +75,10 @@ class TrialRunner(abc.ABC):
 
     @abc.abstractmethod
     def run(
-        self, trial: optuna.Trial, config: TrainConfig, run: RunLogger, name: str
+        self, trial: Reportable, config: TrainConfig, run: RunLogger, name: str
     ) -> TrialOutcome:
-        """Trains, logging to ``run``; reports epochs to ``trial`` for pruning.
+        """Trains, logging to ``run``; reports epochs to ``trial`` (an Optuna trial, or a
+        repeat's view of one) for pruning.
 
         Raises:
             TrialFailed: The trial cannot succeed (diverged, worker died); the sweep goes on.
@@ -79,7 +92,7 @@ class InProcessRunner(TrialRunner):
         self.splits_for = splits_for
 
     def run(
-        self, trial: optuna.Trial, config: TrainConfig, run: RunLogger, name: str
+        self, trial: Reportable, config: TrainConfig, run: RunLogger, name: str
     ) -> TrialOutcome:
         callbacks = [PruningCallback(trial), EpochPrinter(name)]
         if self.progress is not None:
@@ -100,7 +113,7 @@ class SubprocessRunner(TrialRunner):
         self._context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
 
     def run(
-        self, trial: optuna.Trial, config: TrainConfig, run: RunLogger, name: str
+        self, trial: Reportable, config: TrainConfig, run: RunLogger, name: str
     ) -> TrialOutcome:
         parent_end, child_end = self._context.Pipe()
         args = (
@@ -126,7 +139,7 @@ class SubprocessRunner(TrialRunner):
 
 
 def _serve(
-    trial: optuna.Trial, conn: Connection, process: Any, progress: SweepProgress | None = None
+    trial: Reportable, conn: Connection, process: Any, progress: SweepProgress | None = None
 ) -> TrialOutcome:
     """Answers the child's pruning questions until it sends its outcome or dies."""
     while True:
@@ -173,8 +186,6 @@ def _child_main(
     data_dir: str | None,
 ) -> None:
     from mlflow import MlflowClient
-
-    from sweeps.study import SplitsCache  # here, not at the top: study imports this module
 
     # A killed sweep must not leave its trial training on (and logging into a failed run).
     when_parent_dies(lambda: os._exit(1))

@@ -6,6 +6,7 @@ Knows nothing of Optuna: sweeps pass in whatever tags they want on a run.
 from tracking.run_logger import (
     RunLogger,
     TrackingUnavailableWarning,
+    ended,
     interrupt_reason,
     train_and_end,
     train_logged,
@@ -16,6 +17,7 @@ __all__ = [
     "RunLogger",
     "Tracker",
     "TrackingUnavailableWarning",
+    "ended",
     "interrupt_reason",
     "train_and_end",
     "train_logged",

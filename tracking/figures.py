@@ -6,7 +6,7 @@ sweep never accumulates open figures and never needs a display.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -14,6 +14,7 @@ from sklearn.metrics import ConfusionMatrixDisplay
 
 from mnist_models.callbacks import EpochResult
 from mnist_models.metrics import Evaluation
+from mnist_models.stats import Summary
 
 
 def confusion_matrix_figure(evaluation: Evaluation, title: str = "Test confusion matrix") -> Figure:
@@ -74,4 +75,100 @@ def misclassified_figure(
     axes.imshow(mosaic, cmap="gray_r", interpolation="nearest", aspect="equal")
     axes.axis("off")
     figure.suptitle(f"{len(worst)} most confident errors of {len(wrong)}", y=0.995, va="top")
+    return figure
+
+
+def repeats_curves_figure(histories: Sequence[Sequence[dict[str, float]]]) -> Figure:
+    """Loss and accuracy per epoch over repeats: the mean as a line, min to max as a band.
+
+    Args:
+        histories: One list per repeat of per-epoch metrics (``epoch``, ``train_loss``,
+            ``val_accuracy``, ...); epochs reached by only some repeats are left out.
+    """
+    figure = Figure(figsize=(10, 4))
+    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.22)
+    loss_axes, accuracy_axes = figure.subplots(1, 2)
+    epochs = min(len(history) for history in histories)
+    x = [histories[0][i]["epoch"] for i in range(epochs)]
+    for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
+        for split, label in (("train", "train"), ("val", "validation")):
+            key = f"{split}_{metric}"
+            values = np.array([[h[i][key] for i in range(epochs)] for h in histories])
+            if np.isnan(values).all():
+                continue
+            (line,) = axes.plot(x, values.mean(axis=0), "o-", label=f"{label} (mean)")
+            axes.fill_between(
+                x, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.2
+            )
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(metric)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.suptitle(f"mean of {len(histories)} repeats; band: lowest to highest repeat")
+    return figure
+
+
+def intervals_figure(
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[Summary | None]],
+    title: str,
+    ylabel: str = "accuracy",
+) -> Figure:
+    """Means with their confidence intervals as error bars, one slot per label.
+
+    Each series (e.g. validation and test accuracy) is drawn beside the others in every slot.
+    A summary of a single run is drawn as a hollow point with no bar, so nothing pretends
+    to an interval it does not have; ``None`` leaves the slot empty for that series.
+
+    Args:
+        labels: One label per slot (e.g. ``trial 12``), left to right.
+        series: Series name to one summary (or ``None``) per label.
+        title: The figure's title.
+        ylabel: The y axis' label.
+
+    Raises:
+        ValueError: When a series does not hold one summary per label.
+    """
+    for name, summaries in series.items():
+        if len(summaries) != len(labels):
+            raise ValueError(
+                f"series {name!r}: {len(summaries)} summaries for {len(labels)} labels"
+            )
+    figure = Figure(figsize=(max(6.0, 0.8 * len(labels) + 2.5), 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    # Dodge the series inside each slot so bars of the same slot never hide one another.
+    offsets = np.linspace(-0.15, 0.15, len(series)) if len(series) > 1 else np.zeros(len(series))
+    for index, ((name, summaries), offset) in enumerate(zip(series.items(), offsets, strict=True)):
+        color = f"C{index}"
+        ranged = [(i, s) for i, s in enumerate(summaries) if s is not None and s.has_interval]
+        single = [(i, s) for i, s in enumerate(summaries) if s is not None and not s.has_interval]
+        if ranged:
+            means = np.array([s.mean for _, s in ranged])
+            below = means - np.array([s.low for _, s in ranged])
+            above = np.array([s.high for _, s in ranged]) - means
+            axes.errorbar(
+                [i + offset for i, _ in ranged],
+                means,
+                yerr=np.vstack([below, above]),
+                fmt="o",
+                capsize=4,
+                color=color,
+                label=f"{name} (mean, {ranged[0][1].confidence:.0%} CI)",
+            )
+        if single:
+            axes.plot(
+                [i + offset for i, _ in single],
+                [s.mean for _, s in single],
+                "o",
+                markerfacecolor="none",
+                color=color,
+                label=f"{name} (single run: no interval)",
+            )
+    axes.set_xticks(range(len(labels)), list(labels))
+    axes.set_xlim(-0.6, len(labels) - 0.4)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(axis="y", alpha=0.3)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize="small")
     return figure

@@ -11,12 +11,13 @@ and lets training finish, so a sweep still records the trial's value in Optuna.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -246,6 +247,25 @@ class RunLogger:
                 "misclassified.png",
             )
 
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Logs ``metrics`` at ``step`` in one batch (after whatever epochs are queued)."""
+        self.flush()
+        now = int(time.time() * 1000)
+        batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
+        self._write("log_metrics", partial(self._log_metrics, batch))
+
+    def rename(self, name: str) -> None:
+        """Changes the run's name (a repeated trial's name gains its mean ± CI at the end)."""
+        self._write("rename", lambda: self.client.update_run(self.id, name=name))
+
+    def log_dict(self, data: Mapping[str, Any], path: str) -> None:
+        """Logs ``data`` as a JSON (or YAML, by extension) artifact."""
+        self._write(path, lambda: self.client.log_dict(self.id, dict(data), path))
+
+    def log_figure(self, figure: Any, path: str) -> None:
+        """Logs a matplotlib figure as an image artifact."""
+        self._write(path, lambda: self.client.log_figure(self.id, figure, path))
+
     def log_keras_model(
         self,
         model: Any,
@@ -372,9 +392,17 @@ def train_and_end(
     For single runs (``train``, ``reproduce``); sweep trials end their runs themselves, since
     a pruned trial is neither finished nor failed.
     """
+    with ended(run):
+        return train_logged(run, config, splits, callbacks)
+
+
+@contextlib.contextmanager
+def ended(run: RunLogger) -> Iterator[RunLogger]:
+    """Ends ``run`` when the block ends: FINISHED, KILLED on Ctrl-C (or a stop signal, with
+    its reason), FAILED on any other error."""
     status = "FAILED"
     try:
-        result = train_logged(run, config, splits, callbacks)
+        yield run
         status = "FINISHED"
     except KeyboardInterrupt as exc:
         status = "KILLED"
@@ -382,7 +410,6 @@ def train_and_end(
         raise
     finally:
         run.end(status)
-    return result
 
 
 def interrupt_reason(interrupt: KeyboardInterrupt) -> str:

@@ -67,7 +67,7 @@ def tripwire(monkeypatch: pytest.MonkeyPatch) -> None:
         raise ReachedWork("bad input was not refused: the command went on to load MNIST")
 
     monkeypatch.setattr("mnist_models.training.load_mnist", refuse)
-    monkeypatch.setattr("sweeps.study.load_mnist", refuse)
+    monkeypatch.setattr("sweeps.data_cache.load_mnist", refuse)
 
 
 @dataclass(frozen=True)
@@ -242,7 +242,19 @@ SWEEP_FILES = {
     ),
     "unknown-pruner": (
         GOOD.replace("trials = 3", "trials = 3\npruner = 'often'"),
-        ["sweep.pruner='often': expected one of ('none', 'median', 'hyperband')"],
+        ["sweep.pruner='often': expected one of ('none', 'median', 'hyperband', 'wilcoxon')"],
+    ),
+    "repeats-zero": (
+        GOOD.replace("trials = 3", "trials = 3\nrepeats = 0"),
+        ["sweep.repeats=0: expected 1 to 100"],
+    ),
+    "repeats-not-an-int": (
+        GOOD.replace("trials = 3", "trials = 3\nrepeats = 2.5"),
+        ["sweep.repeats=2.5: expected int"],
+    ),
+    "wilcoxon-with-few-repeats": (
+        GOOD.replace("trials = 3", "trials = 3\npruner = 'wilcoxon'\nrepeats = 3"),
+        ["sweep.pruner='wilcoxon' with sweep.repeats=3: expected repeats >= 4"],
     ),
     "unknown-fixed-key": (GOOD.replace("epochs", "epoch"), ["fixed: unknown key 'epoch'"]),
     "fixed-lr-negative": (

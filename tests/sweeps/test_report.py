@@ -10,15 +10,28 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import matplotlib
+import numpy as np
 import optuna
 import pytest
 from matplotlib import pyplot as plt
 from mlflow import MlflowClient
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
+from scipy import stats
 
+from mnist_models.stats import Summary
+from sweeps import report
+from sweeps.attrs import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, VAL_REPEATS_ATTR
 from sweeps.cli import main
-from sweeps.report import _save_figure, log_study_report
+from sweeps.ranking import value_text
+from sweeps.report import (
+    INTERVAL_COLUMNS,
+    _save_figure,
+    draw_study_figures,
+    log_study_report,
+    top_trials,
+    trial_rows,
+)
 from tracking import Tracker
 
 PLOTS = ["intermediate_values", "optimization_history", "param_importances", "parallel_coordinate"]
@@ -167,3 +180,148 @@ def test_report_help_describes_every_flag(capsys: pytest.CaptureFixture[str]) ->
     text = capsys.readouterr().out
     for flag in ("--study", "--storage", "--tracking-uri", "--experiment", "--output"):
         assert flag in text
+
+
+# Trial 0 and 2 trained three times with common seeds, trial 1 once, trial 3 failed.
+VAL_0, TEST_0 = [0.97, 0.98, 0.975], [0.968, 0.972, 0.971]
+VAL_2, TEST_2 = [0.95, 0.99, 0.96], [0.955, 0.985, 0.962]
+OLD_COLUMNS = [
+    *["number", "state", "value", "datetime_start", "duration_s", "params_lr"],
+    *["user_attrs_test_accuracy", "user_attrs_epochs_trained", "user_attrs_mlflow_run_id"],
+]
+
+
+def _repeated_study(repeats: bool = True) -> optuna.Study:
+    """Three completed trials and a failed one; without ``repeats`` all were trained once."""
+    study = optuna.create_study(study_name="repeated", direction="maximize")
+    space = {"lr": FloatDistribution(1e-3, 5e-3, log=True)}
+    for number, (val, test) in enumerate([(VAL_0, TEST_0), ([0.96], [0.955]), (VAL_2, TEST_2)]):
+        attrs: dict[str, object] = {"test_accuracy": float(np.mean(test)), "mlflow_run_id": "r"}
+        if repeats and len(val) > 1:
+            seeds = [11, 12, 13]
+            attrs |= {REPEAT_SEEDS_ATTR: seeds, VAL_REPEATS_ATTR: val, TEST_REPEATS_ATTR: test}
+        study.add_trial(
+            create_trial(
+                value=float(np.mean(val)),
+                params={"lr": 1e-3 * (number + 1)},
+                distributions=space,
+                user_attrs=attrs,
+            )
+        )
+    study.add_trial(create_trial(state=TrialState.FAIL, params={"lr": 2e-3}, distributions=space))
+    return study
+
+
+def _t_interval(values: list[float]) -> tuple[float, float]:
+    """The 95% Student-t interval of the mean, straight from scipy."""
+    low, high = stats.t.interval(
+        0.95, df=len(values) - 1, loc=np.mean(values), scale=stats.sem(values)
+    )
+    return float(low), float(high)
+
+
+def test_rows_of_repeated_trials_carry_their_t_intervals() -> None:
+    rows = trial_rows(_repeated_study().trials)
+    for row, val, test in ((rows[0], VAL_0, TEST_0), (rows[2], VAL_2, TEST_2)):
+        assert row["value"] == pytest.approx(np.mean(val))
+        assert row["value_std"] == pytest.approx(np.std(val, ddof=1))
+        assert (row["value_ci_low"], row["value_ci_high"]) == pytest.approx(_t_interval(val))
+        assert row["repeats"] == 3
+        low, high = row["test_accuracy_ci_low"], row["test_accuracy_ci_high"]
+        assert (low, high) == pytest.approx(_t_interval(test))
+        assert row["value_ci_low"] < row["value"] < row["value_ci_high"]
+    # Known numbers: mean 0.975, sd 0.005, t(0.975; 2) = 4.303, so 0.975 -+ 0.01242.
+    assert rows[0]["value_ci_low"] == pytest.approx(0.96258, abs=1e-5)
+    assert rows[0]["value_ci_high"] == pytest.approx(0.98742, abs=1e-5)
+    json.dumps(rows, allow_nan=False)  # trials.json stays strict JSON
+
+
+def test_rows_of_single_runs_fill_no_interval_and_keep_the_old_columns() -> None:
+    repeated, single = (
+        trial_rows(_repeated_study().trials),
+        trial_rows(_repeated_study(False).trials),
+    )
+    for row in [repeated[1], repeated[3], *single]:  # trained once, failed, a study without repeats
+        assert {column: row[column] for column in INTERVAL_COLUMNS} == dict.fromkeys(
+            INTERVAL_COLUMNS
+        )
+    for row in repeated + single:
+        assert [c for c in row if c not in INTERVAL_COLUMNS] == OLD_COLUMNS
+        assert set(INTERVAL_COLUMNS) <= set(row)  # one table shape, whatever the study
+    assert [row["value"] for row in single] == [row["value"] for row in repeated]
+
+
+def test_value_text_gives_the_interval_only_with_repeats() -> None:
+    trials = _repeated_study().trials
+    low, high = _t_interval(VAL_0)
+    assert value_text(trials[0]) == f"{np.mean(VAL_0):.4f} ± {(high - low) / 2:.4f}"
+    assert value_text(trials[0]) == "0.9750 ± 0.0124"
+    assert value_text(trials[1]) == "0.9600"
+    assert value_text(trials[3]) == "-"  # failed: no value
+    assert all("±" not in value_text(t) for t in _repeated_study(False).trials)
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_top_trials_are_the_best_completed_ones_first(direction: str) -> None:
+    study = optuna.create_study(direction=direction)
+    values = [0.90, 0.95, 0.91, 0.97, 0.93, 0.92, 0.96, 0.94, 0.89, 0.98, 0.88, 0.95]
+    for value in values:
+        study.add_trial(create_trial(value=value))
+    study.add_trial(create_trial(state=TrialState.FAIL))
+    best_first = sorted(range(len(values)), key=lambda n: values[n], reverse=True)
+    if direction == "minimize":
+        best_first = sorted(range(len(values)), key=lambda n: values[n])
+    assert [t.number for t in top_trials(study)] == best_first[:10]
+    assert [t.number for t in top_trials(study, 3)] == best_first[:3]
+
+
+def test_top_trials_figure_is_drawn_only_for_repeated_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[tuple[list[str], dict[str, list[Summary | None]]]] = []
+    real = report.intervals_figure
+
+    def spy(labels: list[str], series: dict[str, list[Summary | None]], title: str) -> object:
+        drawn.append((labels, series))
+        return real(labels, series, title)
+
+    monkeypatch.setattr(report, "intervals_figure", spy)
+    figures = plt.get_fignums()
+    (tmp_path / "single").mkdir()
+    assert "top_trials.png" not in [
+        p.name for p in draw_study_figures(_repeated_study(False), tmp_path / "single")
+    ]
+    assert not drawn and not (tmp_path / "single" / "top_trials.png").exists()
+    (tmp_path / "repeated").mkdir()
+    written = draw_study_figures(_repeated_study(), tmp_path / "repeated")
+    assert written[-1] == tmp_path / "repeated" / "top_trials.png"
+    assert written[-1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plt.get_fignums() == figures
+    ((labels, series),) = drawn
+    assert labels == ["trial 0\n(3 runs)", "trial 2\n(3 runs)", "trial 1\n(1 run)"]  # best first
+    validation, test = series["validation"], series["test"]
+    for summary, values in ((validation[0], VAL_0), (validation[1], VAL_2), (test[1], TEST_2)):
+        assert summary is not None and summary.n == 3
+        assert (summary.low, summary.high) == pytest.approx(_t_interval(values))
+    assert validation[2] is not None and not validation[2].has_interval  # trained once
+    assert validation[2].mean == 0.96
+
+
+def test_a_repeated_study_logs_top_trials_and_the_intervals(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    store = f"sqlite:///{tmp_path_factory.getbasetemp() / 'repeated-mlflow.db'}"
+    run = Tracker("repeated", store).start_run("study-repeated")
+    logged = log_study_report(run.client, run.run_id, _repeated_study())
+    assert "study/top_trials.png" in logged
+    assert "study/optimization_history.png" in logged
+    folder = Path(
+        run.client.download_artifacts(run.run_id, "study", str(tmp_path_factory.mktemp("d")))
+    )
+    with open(folder / "trials.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["repeats"] for row in rows] == ["3", "", "3", ""]
+    low, high = _t_interval(VAL_2)
+    assert float(rows[2]["value_ci_low"]) == pytest.approx(low)
+    assert float(rows[2]["value_ci_high"]) == pytest.approx(high)
+    assert rows[1]["value_ci_low"] == rows[1]["test_accuracy_ci_high"] == ""

@@ -7,12 +7,14 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
+from scipy import stats
 
-from sweeps.attrs import TRACKING_ATTR
+from sweeps.attrs import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, TRACKING_ATTR, VAL_REPEATS_ATTR
 from sweeps.cli import main
 from sweeps.report_html import render_study_page, write_study_page
 from sweeps.study import SweepSettings, load_or_create_study
@@ -62,20 +64,35 @@ class Page(HTMLParser):
             self._cells[-1] += data
 
 
-def _study(values: list[float]) -> optuna.Study:
+Repeats = dict[int, tuple[list[float], list[float]]]  # trial -> (val, test) accuracy per repeat
+
+
+def _study(values: list[float], repeats: Repeats | None = None) -> optuna.Study:
+    """Trials of ``values`` and a failed one; trial i in ``repeats`` was trained K > 1 times
+    (its value is then the mean of its validation accuracies)."""
     study = optuna.create_study(study_name="page <&> test", direction="maximize")
     space = {
         "lr": FloatDistribution(1e-4, 1e-2, log=True),
         "augment": CategoricalDistribution([True, False]),
     }
     for i, value in enumerate(values):
+        attrs = {"test_accuracy": value - 0.01, "mlflow_run_id": f"run{i}"}
+        if repeats and i in repeats:
+            val, test = repeats[i]
+            value = float(np.mean(val))
+            attrs |= {
+                "test_accuracy": float(np.mean(test)),
+                REPEAT_SEEDS_ATTR: list(range(len(val))),
+                VAL_REPEATS_ATTR: val,
+                TEST_REPEATS_ATTR: test,
+            }
         study.add_trial(
             create_trial(
                 value=value,
                 params={"lr": 1e-3 * (i + 1), "augment": i % 2 == 0},
                 distributions=space,
                 intermediate_values={1: value - 0.05, 2: value},
-                user_attrs={"test_accuracy": value - 0.01, "mlflow_run_id": f"run{i}"},
+                user_attrs=attrs,
             )
         )
     study.add_trial(
@@ -204,3 +221,61 @@ def test_a_grid_study_shows_its_grid_values(tmp_path: Path) -> None:
         ["batch_size", "categorical", "64, 100, 128", "", ""],  # its choices are its grid
     ]
     assert "<dt>sampler</dt><dd>grid</dd>" in render_study_page(study, storage, {})
+
+
+VAL, TEST = [0.97, 0.98, 0.975], [0.968, 0.972, 0.971]  # trial 1's repeats
+
+
+def _half_width(values: list[float]) -> tuple[float, float, float]:
+    """Mean, and low and high end of the 95% Student-t interval, from scipy."""
+    low, high = stats.t.interval(0.95, len(values) - 1, np.mean(values), stats.sem(values))
+    return float(np.mean(values)), float(low), float(high)
+
+
+def _trials_table(text: str) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """The trials table's header, and each row by trial number as {header: cell}."""
+    header, *rows = Page(text.split("<h2>Trials</h2>")[1]).rows
+    return header, {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+
+
+def test_repeated_trials_show_mean_plus_minus_their_interval() -> None:
+    text = render_study_page(_study([0.91, 0.0, 0.93], {1: (VAL, TEST)}), "sqlite:///o.db", {})
+    header, rows = _trials_table(text)
+    assert header[:5] == ["number", "state", "value", "value 95% CI", "repeats"]
+    assert header[header.index("test_accuracy") + 1] == "test_accuracy 95% CI"
+    mean, low, high = _half_width(VAL)
+    assert rows["1"]["value"] == f"{mean:.4f} ± {(high - low) / 2:.4f}" == "0.9750 ± 0.0124"
+    assert rows["1"]["value 95% CI"] == f"{low:.4f} to {high:.4f}" == "0.9626 to 0.9874"
+    assert rows["1"]["repeats"] == "3"
+    mean, low, high = _half_width(TEST)
+    assert rows["1"]["test_accuracy"] == f"{mean:.4f} ± {(high - low) / 2:.4f}"
+    assert rows["1"]["test_accuracy 95% CI"] == f"{low:.4f} to {high:.4f}"
+    for number in ("0", "2", "3"):  # trained once, and the failed trial: nothing added
+        row = rows[number]
+        assert "±" not in "".join(row.values())
+        assert row["value 95% CI"] == row["repeats"] == row["test_accuracy 95% CI"] == ""
+    assert rows["0"]["value"] == "0.91" and rows["0"]["test_accuracy"] == "0.9"
+    # The best trial is the repeated one: summary and details give its interval too.
+    assert "<dt>best value</dt><dd>0.9750 ± 0.0124 (trial 1)</dd>" in text
+    assert "<dt>val_accuracy 95% CI</dt><dd>0.9626 to 0.9874</dd>" in text
+    assert "<dt>repeats</dt><dd>3</dd>" in text
+
+
+def test_a_study_without_repeats_shows_no_interval_anywhere() -> None:
+    text = render_study_page(_study([0.91, 0.95, 0.93]), "sqlite:///o.db", {})
+    header, rows = _trials_table(text)
+    assert not [h for h in header if "CI" in h or "repeat" in h or "std" in h]
+    assert "±" not in text and " CI" not in text
+    assert rows["1"]["value"] == "0.95" and "<dd>0.9500 (trial 1)</dd>" in text
+
+
+def test_the_page_embeds_top_trials_only_with_repeats(tmp_path: Path) -> None:
+    plain = write_study_page(_study([0.91, 0.95]), tmp_path / "a", "x").read_text()
+    page = write_study_page(_study([0.91, 0.95], {0: (VAL, TEST)}), tmp_path / "b", "x")
+    text = page.read_text(encoding="utf-8")
+    single, repeated = Page(plain), Page(text)
+    assert 'alt="top trials"' in text and 'alt="top trials"' not in plain
+    assert len(repeated.images) == len(single.images) + 1
+    assert all(image.startswith(PNG) and len(image) > 5000 for image in repeated.images)
+    assert all(link.startswith("data:image/png;base64,") for link in repeated.links)
+    assert "<script" not in text and "<link" not in text  # still self-contained

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from mnist_models.callbacks import EpochResult
 from mnist_models.config import TrainConfig
@@ -15,11 +18,14 @@ from mnist_models.training import TrainResult
 from sweeps.reported import (
     DIFFERS,
     EXACT,
+    INSIDE,
     NOT_REPRODUCIBLE,
+    OUTSIDE,
     WITHIN,
     ReportedRun,
     judge,
     printed_figures,
+    spread,
 )
 
 ENTRY = {
@@ -204,3 +210,101 @@ def test_reported_runs_are_logged_tabled_and_written(
     assert "Verdict: differs: test_accuracy 0.1234 vs" in text
     assert "| not reproducible |" in text and "Verdict: not reproducible: not a model" in text
     assert real in text
+
+
+def _scipy_interval(values: list[float]) -> tuple[float, float]:
+    """Straight from scipy, not from mnist_models.stats: mean ± t(n-1) sd sqrt(1 + 1/n)."""
+    n, mean, sd = len(values), float(np.mean(values)), float(np.std(values, ddof=1))
+    half = float(scipy.stats.t.ppf(0.975, df=n - 1)) * sd * math.sqrt(1 + 1 / n)
+    return mean - half, mean + half
+
+
+def test_the_spread_is_the_prediction_interval_of_one_more_run() -> None:
+    entry = ReportedRun.from_dict(ENTRY, "toy.toml")  # published test_accuracy 0.7073
+    values = [0.7001, 0.7042, 0.6987]
+    low, high = _scipy_interval(values)
+    found = spread(entry, [1, 2, 3], [{"test_accuracy": str(v)} for v in values])
+    assert found is not None and (found.seeds, found.values) == ((1, 2, 3), tuple(values))
+    assert (found.low, found.high) == pytest.approx((low, high), abs=1e-12)
+    assert found.mean == pytest.approx(np.mean(values)) and found.published == 0.7073
+    assert found.sd == pytest.approx(np.std(values, ddof=1))
+    assert found.label == (INSIDE if low <= 0.7073 <= high else OUTSIDE)
+    tight = spread(entry, [1, 2, 3], [{"test_accuracy": v} for v in ("0.7", "0.7001", "0.7002")])
+    assert tight is not None and tight.label == OUTSIDE and not tight.inside
+    assert spread(entry, [1], [{"test_accuracy": "0.7073"}]) is None, "one run: no spread"
+    assert spread(entry, [1, 2], [{"test_accuracy": "nan"}, {"test_accuracy": "0.7"}]) is None
+
+
+def test_reported_repeats_nest_k_runs_under_one_and_judge_the_spread(
+    tmp_path: Path,
+    mnist_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A real Part 1 entry (legacy numpy RNG, dropout 0.5), shortened to a few passes."""
+    from mlflow import MlflowClient
+
+    from mnist_models.reported_format import in_full, truncated
+    from mnist_models.seeds import repeat_seeds
+    from sweeps import reproduce_reported as module
+    from sweeps.cli import main
+    from sweeps.reported import registry
+
+    real = registry()["minibatch-128-0.001"]
+    entry = dataclasses.replace(
+        real, config=real.config.replace({"epochs": 4, "data.test_size": 1000})
+    )
+    monkeypatch.setattr(module, "select", lambda ids: [entry])
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    report = tmp_path / "reported.md"
+    argv = ["reproduce", "--reported", entry.id, "--repeats", "2", "--report", str(report)]
+    code = main([*argv, "--tracking-uri", store, "--data-dir", str(mnist_dir)])
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("reported-runs")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    children = sorted(
+        (run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id),
+        key=lambda run: int(run.data.tags["repeat"]),
+    )
+    assert len(runs) == 3 and len(children) == 2
+    tags = parent.data.tags
+    assert (tags["mnist_sweeps.role"], tags["reported.id"], tags["mode"]) == (
+        "reported",
+        entry.id,
+        "faithful",
+    )
+    assert tags["reported.value"] == "0.6435" and tags["reported.metric"] == "test_accuracy"
+    assert parent.data.params["repeats"] == "2"
+    seeds = [int(child.data.params["seed"]) for child in children]
+    assert seeds == repeat_seeds(1, 2) and seeds[0] == 1, "the published seed first"
+    # The verdict is the published seed's run's, its figures printed as the notebook did.
+    first = children[0].data.metrics
+    figures = {
+        "train_error": truncated(first["train_loss"]),
+        "train_accuracy": in_full(first["train_accuracy"]),
+        "test_error": truncated(first["test_loss"]),
+        "test_accuracy": in_full(first["test_accuracy"]),
+    }
+    verdict = judge(entry, figures)
+    assert tags["verdict"] == verdict.label and tags["reproduced.value"] == in_full(
+        first["test_accuracy"]
+    )
+    assert code == (1 if verdict.label == DIFFERS else 0)
+    # The spread: the two runs' printed test accuracies against the published 0.6435.
+    values = [float(in_full(child.data.metrics["test_accuracy"])) for child in children]
+    low, high = _scipy_interval(values)
+    assert float(tags["spread.low"]) == pytest.approx(low, abs=1e-9)
+    assert float(tags["spread.high"]) == pytest.approx(high, abs=1e-9)
+    assert float(tags["spread.mean"]) == pytest.approx(np.mean(values), abs=1e-12)
+    expected = INSIDE if low <= 0.6435 <= high else OUTSIDE
+    assert tags["spread.verdict"] == expected
+    text = report.read_text()
+    row = next(line for line in text.splitlines() if line.startswith(f"| `{entry.id}` |"))
+    sd = float(np.std(values, ddof=1))
+    assert f"| {np.mean(values):.4f} ± {sd:.4f} | {low:.4f} to {high:.4f} | {expected} |" in row
+    assert f"reported 0.6435 is {expected}" in text and "(2 runs nested under it)" in text
+    err = capsys.readouterr().err
+    assert f"{entry.id}: test_accuracy over 2 seeds {np.mean(values):.4f} ± {sd:.4f}" in err
+    assert f"{low:.4f}-{high:.4f}" in err and f"reported 0.6435 is {expected}" in err

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from matplotlib.container import ErrorbarContainer
 
 from mnist_models.callbacks import EpochResult
 from mnist_models.metrics import evaluate_scores
-from tracking.figures import confusion_matrix_figure, curves_figure, misclassified_figure
+from mnist_models.stats import summarise
+from tracking.figures import (
+    confusion_matrix_figure,
+    curves_figure,
+    intervals_figure,
+    misclassified_figure,
+)
 
 
 def _evaluation():
@@ -83,3 +91,40 @@ def test_misclassified_grid_shows_the_most_confident_errors() -> None:
 def titles_index(title: str) -> int:
     """The test-set index a caption names: ``#17 true 3 pred 5`` -> 17."""
     return int(title.split()[0].lstrip("#"))
+
+
+def test_intervals_figure_draws_each_interval_and_no_bar_for_a_single_run() -> None:
+    first, second = summarise([0.97, 0.98, 0.975]), summarise([0.95, 0.97, 0.96, 0.99])
+    single, test = summarise([0.96]), summarise([0.965, 0.97, 0.972])
+    series = {"validation": [first, single, second], "test": [test, None, None]}
+    figure = intervals_figure(["trial 4", "trial 1", "trial 7"], series, "top trials")
+    (axes,) = figure.axes
+    assert axes.get_title() == "top trials"
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["trial 4", "trial 1", "trial 7"]
+    bars = [c for c in axes.containers if isinstance(c, ErrorbarContainer)]
+    assert [c.get_label() for c in bars] == ["validation (mean, 95% CI)", "test (mean, 95% CI)"]
+    validation, beside = bars
+    (segments,) = [lines.get_segments() for lines in validation.lines[2]]
+    # One vertical bar per interval, from its low to its high end, in slots 0 and 2.
+    assert len(segments) == 2
+    for segment, slot, summary in zip(segments, (0, 2), (first, second), strict=True):
+        (x0, low), (x1, high) = segment
+        assert x0 == x1 and abs(x0 - slot) < 0.5
+        assert (low, high) == pytest.approx((summary.low, summary.high))
+    np.testing.assert_allclose(validation.lines[0].get_ydata(), [first.mean, second.mean])
+    (test_segment,) = beside.lines[2][0].get_segments()
+    assert tuple(test_segment[:, 1]) == pytest.approx((test.low, test.high))
+    assert abs(test_segment[0, 0] - segments[0][0, 0]) > 0.1  # side by side, not on top
+    # The single run: a hollow point at its value, drawn without any bar.
+    (point,) = [line for line in axes.lines if line.get_label().endswith("no interval)")]
+    assert point.get_label() == "validation (single run: no interval)"
+    assert point.get_markerfacecolor() == "none"
+    np.testing.assert_allclose(point.get_ydata(), [0.96])
+    assert abs(point.get_xdata()[0] - 1) < 0.5
+    legend = [t.get_text() for t in axes.get_legend().get_texts()]
+    assert sorted(legend) == sorted([c.get_label() for c in bars] + [point.get_label()])
+
+
+def test_intervals_figure_needs_one_summary_per_label() -> None:
+    with pytest.raises(ValueError, match="'test': 1 summaries for 2 labels"):
+        intervals_figure(["a", "b"], {"test": [summarise([0.9, 0.91])]}, "t")
