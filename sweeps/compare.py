@@ -174,20 +174,22 @@ def versus_first(measured: list[Measured], metric: str) -> list[PairedTest]:
 
 
 def table(measured: list[Measured], tests: list[PairedTest], metric: str) -> Table:
-    """variant | val mean ± CI | test mean ± CI | difference vs the first | p | verdict."""
+    """variant | val mean ± CI | test mean ± CI | verdict against the first variant.
+
+    Narrow enough for an 80-column terminal; the paired differences with their intervals and
+    p-values follow as one line per variant (:func:`verdict_lines`).
+    """
     repeats = len(measured[0].records)
-    out = Table(title=f"{repeats} repeats per variant on common seeds; {metric} compared")
-    for name in ("variant", "val_accuracy", "test_accuracy", f"{metric} vs first", "p", "verdict"):
-        left = name in ("variant", "verdict")
-        out.add_column(name, justify="left" if left else "right", no_wrap=name != "variant")
+    out = Table(title=f"{repeats} repeats per variant on common seeds (mean ± 95% CI)")
+    widest = max(len(m.variant.label) for m in measured)
+    out.add_column("variant", no_wrap=True, min_width=min(widest, 30))
+    for name in SUMMARISED:
+        out.add_column(name, justify="right", no_wrap=True)
+    out.add_column(f"{metric} vs first", ratio=1)  # the column that wraps when narrow
     rows: list[PairedTest | None] = [None, *tests]
     for m, test in zip(measured, rows, strict=True):
         cells = [_summary(m.summary(key)) for key in SUMMARISED]
-        if test is None:
-            out.add_row(m.variant.label, *cells, "(baseline)", "", "")
-        else:
-            difference = f"{test.difference:+.4f} ± {(test.high - test.low) / 2:.4f}"
-            out.add_row(m.variant.label, *cells, difference, _p(test.p_value), test.verdict)
+        out.add_row(m.variant.label, *cells, "(baseline)" if test is None else test.verdict)
     return out
 
 
@@ -230,10 +232,6 @@ def _document(measured: list[Measured], tests: list[PairedTest], metric: str) ->
 
 def _summary(summary: Summary | None) -> str:
     return "-" if summary is None else summary.text()
-
-
-def _p(value: float) -> str:
-    return f"{value:.3f}" if value >= 0.001 else "< 0.001"
 
 
 def _text(value: Any) -> str:

@@ -167,17 +167,31 @@ def _config(study: str, trial: FrozenTrial) -> TrainConfig:
 
 
 def confirmation_lines(result: Confirmation) -> list[str]:
-    """The confirmed winner's figures and its paired test against each other candidate."""
+    """The confirmed winner's figures, each candidate's search value against its confirmed
+    one, the paired tests against the winner and a plain verdict."""
     winner = result.winner
     test = f"; test_accuracy {winner.test.interval_text()}" if winner.test else ""
     lines = [
         f"confirmed best: trial {winner.trial.number} val_accuracy "
-        f"{winner.val.interval_text()}{test} on {len(result.seeds)} fresh seeds "
-        f"(search value {winner.trial.value:.4f}, biased upward by the selection)"
+        f"{winner.val.interval_text()} on {len(result.seeds)} fresh seeds{test}"
     ]
+    by_search = sorted(result.ranked, key=lambda c: -(c.trial.value or 0.0))
+    lines.append(
+        "search value (its own seeds, biased upward by the selection) -> fresh seeds: "
+        + "; ".join(
+            f"trial {c.trial.number} {c.trial.value:.4f} -> {c.val.text()}" for c in by_search
+        )
+    )
+    better: list[str] = []
+    tied: list[str] = []
     for other, versus in result.against_winner():
         lines.append(
             f"  vs trial {other.trial.number} ({other.val.text()}): difference "
             f"{versus.text()} -> {versus.verdict}"
         )
+        (better if versus.significant else tied).append(str(other.trial.number))
+    parts = [f"better than trial(s) {', '.join(better)}"] if better else []
+    parts += [f"not distinguishable from trial(s) {', '.join(tied)}"] if tied else []
+    if parts:
+        lines.append("verdict: " + "; ".join(parts))
     return lines

@@ -110,15 +110,25 @@ class Objective:
         trial.set_user_attr("epochs_trained", result.epochs_trained)
         value = result.val_accuracy  # with repeats: their mean
         # A pruned trial is visibly not a finished one: KILLED status and its own state tag.
+        # With repeats, where it stopped is a repeat and an epoch ("pruned in repeat 2 of 3 at
+        # epoch 4"), or a repeat (Wilcoxon).
+        where = (
+            {"pruned_at_epoch": result.epochs_trained}
+            if self.sweep.repeats == 1
+            else {"pruned_at": result.stop_reason}
+        )
         state, status, tags = (
-            ("PRUNED", "KILLED", {"pruned_at_epoch": result.epochs_trained})
-            if result.stopped_early
-            else ("COMPLETE", "FINISHED", {})
+            ("PRUNED", "KILLED", where) if result.stopped_early else ("COMPLETE", "FINISHED", {})
         )
         _close(run, state, status, tags)
         self._note_tracking_failure(trial, run, name, state)
         if result.stopped_early:
-            console.print(f"{name}: pruned at epoch {result.epochs_trained} (val acc {value:.4f})")
+            pruned = (
+                f"pruned at epoch {result.epochs_trained}"
+                if self.sweep.repeats == 1
+                else result.stop_reason
+            )
+            console.print(f"{name}: {pruned} (val acc {value:.4f})")
             raise optuna.TrialPruned(result.stop_reason)
         console.print(
             f"{name}: val acc [bold]{result.val_text}[/] test acc {result.test_text} "
@@ -177,7 +187,10 @@ class Objective:
             trial.set_user_attr(TEST_REPEATS_ATTR, [o.test_accuracy for o in outcomes])
             if outcome.stopped_early:
                 _close(child, "PRUNED", "KILLED", {"pruned_at_epoch": outcome.epochs_trained})
-                stop_reason = f"repeat {index + 1} of {len(seeds)}: {outcome.stop_reason}"
+                stop_reason = (
+                    f"pruned in repeat {index + 1} of {len(seeds)} at epoch "
+                    f"{outcome.epochs_trained}"
+                )
                 break
             _close(child, "COMPLETE", "FINISHED", {})
             if wilcoxon:

@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mnist_models.errors import ConfigError
 from mnist_models.stats import Summary, summarise
-from sweeps.attrs import TEST_REPEATS_ATTR, TRACKING_ATTR
+from sweeps.attrs import CONFIG_ATTR, TEST_REPEATS_ATTR, TRACKING_ATTR
 from sweeps.progress import console
 from sweeps.ranking import trial_summary
 from sweeps.storage import default_storage, local_path, open_storage, redact_url, storage_kind
@@ -186,9 +186,22 @@ def _draw(name: str, study: optuna.Study) -> Any:
     if name != "intermediate_values":
         return getattr(views, f"plot_{name}")(study, target_name=OBJECTIVE)
     axes = views.plot_intermediate_values(study)
-    axes.set_xlabel("epoch")
+    axes.set_xlabel(_step_label(study))
     axes.set_ylabel(f"{OBJECTIVE} reported for pruning")
     return axes
+
+
+def _step_label(study: optuna.Study) -> str:
+    """What a reported step is: an epoch, or with repeats (see sweeps.pruning.RepeatReporter)
+    the mean over the repeats so far at ``repeat * epochs + epoch``, or a repeat's index."""
+    stored = study.user_attrs.get(CONFIG_ATTR) or {}
+    sweep = stored.get("sweep", {})
+    if sweep.get("repeats", 1) == 1:
+        return "epoch"
+    if sweep.get("pruner") == "wilcoxon":
+        return "repeat (its final value)"
+    epochs = stored.get("fixed", {}).get("epochs", "epochs")
+    return f"repeat × {epochs} + epoch (mean over the repeats so far)"
 
 
 def _draw_top_trials(trials: list[FrozenTrial], title: str) -> Any:

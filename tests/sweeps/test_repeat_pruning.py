@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from mnist_models.config import TrainConfig
@@ -108,6 +109,14 @@ def test_a_sweep_with_the_wilcoxon_pruner_stops_a_hopeless_trial(
     assert bad.state == TrialState.PRUNED
     assert len(bad.user_attrs["val_accuracy_repeats"]) == 4  # stopped after 4 of its 5 repeats
     assert sorted(bad.intermediate_values) == [0, 1, 2, 3]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("wil").experiment_id],
+        filter_string=f"tags.`optuna.trial` = '{bad.number}' and "
+        "tags.`mnist_sweeps.role` = 'trial'",
+    )
+    assert run.data.tags["pruned_at"] == "pruned after repeat 4 of 5 (Wilcoxon)"
+    assert run.data.tags["optuna.state"] == "PRUNED"
 
 
 def test_repeat_r_of_two_configs_starts_from_the_same_weights(small_splits) -> None:

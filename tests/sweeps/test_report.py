@@ -325,3 +325,17 @@ def test_a_repeated_study_logs_top_trials_and_the_intervals(
     assert float(rows[2]["value_ci_low"]) == pytest.approx(low)
     assert float(rows[2]["value_ci_high"]) == pytest.approx(high)
     assert rows[1]["value_ci_low"] == rows[1]["test_accuracy_ci_high"] == ""
+
+
+@pytest.mark.parametrize(
+    ("sweep", "label"),
+    [
+        ({"repeats": 1, "pruner": "median"}, "epoch"),
+        ({"repeats": 3, "pruner": "median"}, "repeat × 10 + epoch (mean over the repeats so far)"),
+        ({"repeats": 5, "pruner": "wilcoxon"}, "repeat (its final value)"),
+    ],
+)
+def test_intermediate_values_say_what_a_step_is(sweep: dict, label: str) -> None:
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("sweep_config", {"sweep": sweep, "fixed": {"epochs": 10}})
+    assert report._step_label(study) == label
