@@ -31,6 +31,9 @@ def isolated_data_sources(
     # Tests name MNIST explicitly (the ``mnist_dir`` fixture, read once per session before this
     # runs); the ambient $MNIST_DIR must not leak into tests of the lookup order.
     monkeypatch.delenv("MNIST_DIR", raising=False)
+    # Commands run by tests log where each test says (or into its own folder), never into a
+    # store the developer's shell points at.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("MNIST_SWEEPS_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras")))
     monkeypatch.setenv("MNIST_MIRRORS", "http://127.0.0.1:9/")  # closed port: fails at once

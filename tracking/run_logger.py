@@ -297,23 +297,18 @@ class RunLogger:
         import mlflow.keras
         from mlflow.models import infer_signature
 
-        previous = mlflow.get_tracking_uri()
-        mlflow.set_tracking_uri(self.client.tracking_uri)
-        try:
-            with mlflow.start_run(run_id=self.id):
-                if outputs is None:
-                    outputs = model.predict(example, verbose=0)
-                signature = infer_signature(example, outputs)
-                mlflow.keras.log_model(
-                    model,
-                    name=name,
-                    signature=signature,
-                    # Declared, not inferred: inference re-imports the model in a subprocess.
-                    pip_requirements=[f"keras=={keras.__version__}"],
-                )
-            self.client.update_run(self.id, status="RUNNING")  # the caller ends the run
-        finally:
-            mlflow.set_tracking_uri(previous)
+        with fluent_tracking_uri(self.client.tracking_uri), mlflow.start_run(run_id=self.id):
+            if outputs is None:
+                outputs = model.predict(example, verbose=0)
+            signature = infer_signature(example, outputs)
+            mlflow.keras.log_model(
+                model,
+                name=name,
+                signature=signature,
+                # Declared, not inferred: inference re-imports the model in a subprocess.
+                pip_requirements=[f"keras=={keras.__version__}"],
+            )
+        self.client.update_run(self.id, status="RUNNING")  # the caller ends the run
 
     def end(self, status: str = "FINISHED") -> None:
         """Writes what is queued, then closes the run with an MLflow status (FINISHED, FAILED
@@ -394,6 +389,26 @@ def train_and_end(
     """
     with ended(run):
         return train_logged(run, config, splits, callbacks)
+
+
+@contextlib.contextmanager
+def fluent_tracking_uri(uri: str) -> Iterator[None]:
+    """Points MLflow's fluent API at ``uri`` for the block, then leaves it exactly as before.
+
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI`` to the environment (for
+    subprocesses), and ``mlflow.get_tracking_uri()`` returns the default as an absolute path:
+    restoring with ``set_tracking_uri(get_tracking_uri())`` would leave every process this
+    one starts afterwards (trial processes, workers) logging into this one's working folder.
+    """
+    import mlflow
+    from mlflow.environment_variables import MLFLOW_TRACKING_URI
+
+    before = MLFLOW_TRACKING_URI.get()  # None: nobody chose one, MLflow's default applies
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)  # None unsets the variable again
 
 
 @contextlib.contextmanager

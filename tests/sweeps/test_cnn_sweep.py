@@ -13,6 +13,7 @@ from mnist_models.config import DataConfig
 from mnist_models.data import MnistData, make_splits
 from sweeps.study import SweepSettings, run_sweep
 from sweeps.sweep_config import SweepConfig
+from tracking.run_logger import fluent_tracking_uri
 
 pytest.importorskip("keras")
 
@@ -40,13 +41,9 @@ def test_cnn_trial_logs_curves_figures_and_a_reloadable_model(
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"confusion_matrix.png", "curves.png", "config.toml"} <= names
     (output,) = run.outputs.model_outputs
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(store)  # models:/ URIs resolve against the fluent tracking URI
-    try:
+    with fluent_tracking_uri(store):  # models:/ URIs resolve against the fluent tracking URI
         model = mlflow.keras.load_model(f"models:/{output.model_id}")
         signature = mlflow.models.get_model_info(f"models:/{output.model_id}").signature
-    finally:
-        mlflow.set_tracking_uri(previous)
     probs = model.predict(splits.x_test[..., None], batch_size=1024, verbose=0)
     # The signature describes what the model takes and gives: (n, 28, 28, 1) in, (n, 10) out.
     (inputs,), (outputs,) = signature.inputs.inputs, signature.outputs.inputs

@@ -13,7 +13,7 @@ from mnist_models.callbacks import EpochResult
 from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
 from tracking import Tracker, train_logged
-from tracking.run_logger import RunLogger
+from tracking.run_logger import RunLogger, fluent_tracking_uri
 
 
 @pytest.fixture
@@ -133,3 +133,21 @@ def test_epoch_metrics_are_written_in_batches_and_none_is_lost_at_the_end(store:
     assert [m.step for m in client.get_metric_history(eager.id, "train_loss")] == [1, 2]
     with pytest.raises(ValueError, match="epoch_flush_seconds=-1"):
         RunLogger(client, eager.id, epoch_flush_seconds=-1)
+
+
+def test_fluent_tracking_uri_leaves_the_environment_as_it_found_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CNN trial logs its model through MLflow's fluent API; afterwards, processes the sweep
+    starts must not inherit that store as MLFLOW_TRACKING_URI (nor the cwd's default)."""
+    import os
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with fluent_tracking_uri(store):
+        assert os.environ["MLFLOW_TRACKING_URI"] == store
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///chosen.db")
+    with fluent_tracking_uri(store):
+        pass
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///chosen.db"
