@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from mnist_models.config import TrainConfig
 from mnist_models.errors import ConfigError
@@ -21,6 +21,7 @@ from mnist_models.stats import PairedTest, Summary, paired_test
 from sweeps.attrs import CONFIG_ATTR, REPEAT_SEEDS_ATTR, TRACKING_ATTR
 from sweeps.data_cache import SplitsCache
 from sweeps.progress import console, epoch_lines
+from sweeps.ranking import top_trials
 from tracking import Tracker, ended
 from tracking.repeats import RepeatRecord, run_repeats, summaries
 
@@ -98,8 +99,7 @@ def confirm(
         raise ConfigError(f"--confirm {repeats}: expected >= 2 fresh seeds (an interval needs 2)")
     if top < 1:
         raise ConfigError(f"--top {top}: expected >= 1")
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    candidates = sorted(completed, key=lambda t: (-(t.value or 0.0), t.number))[:top]
+    candidates = top_trials(study, top)
     if not candidates:
         raise ConfigError(f"--study {study.study_name!r}: no completed trial to confirm")
     configs = [_config(study.study_name, trial) for trial in candidates]

@@ -11,10 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_models.stats import BETTER, TIED, PairedTest, Summary, paired_test, summarise
 from sweeps.attrs import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, VAL_REPEATS_ATTR
+
+TOP_COUNT = 10  # trials in the study report's top-trials figure
 
 
 def repeat_values(trial: FrozenTrial, attr: str = VAL_REPEATS_ATTR) -> dict[int, float]:
@@ -108,12 +112,25 @@ class Ranking:
         return self.summary is not None and not self.summary.overlaps(other)
 
 
+def best_first(trials: Sequence[FrozenTrial], maximize: bool = True) -> list[FrozenTrial]:
+    """The completed trials, best value (the mean over repeats) first; ties: lower number
+    first."""
+    completed = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    sign = -1.0 if maximize else 1.0
+    return sorted(completed, key=lambda t: (sign * (t.value or 0.0), t.number))
+
+
+def top_trials(study: optuna.Study, count: int = TOP_COUNT) -> list[FrozenTrial]:
+    """The study's ``count`` best completed trials, best first, in its direction."""
+    maximize = study.direction == StudyDirection.MAXIMIZE
+    return best_first(study.get_trials(deepcopy=False), maximize)[:count]
+
+
 def rank(trials: Sequence[FrozenTrial]) -> Ranking | None:
     """Ranks completed trials by their value (the mean over repeats); ``None`` if none."""
-    completed = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    if not completed:
+    ordered = best_first(trials)
+    if not ordered:
         return None
-    ordered = sorted(completed, key=lambda t: (-(t.value or 0.0), t.number))
     best, others = ordered[0], ordered[1:]
     summary = trial_summary(best)
     rivals = []

@@ -20,14 +20,13 @@ from typing import Any
 import mlflow
 import optuna
 from mlflow import MlflowClient
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_models.errors import ConfigError
 from mnist_models.stats import Summary, summarise
 from sweeps.attrs import CONFIG_ATTR, TEST_REPEATS_ATTR, TRACKING_ATTR
 from sweeps.progress import console
-from sweeps.ranking import trial_summary
+from sweeps.ranking import top_trials, trial_summary
 from sweeps.storage import default_storage, local_path, open_storage, redact_url, storage_kind
 from sweeps.sweep_config import OBJECTIVE
 from tracking import Tracker
@@ -39,7 +38,6 @@ USER_ATTRS = ("test_accuracy", "epochs_trained", "mlflow_run_id")
 # Drawn only for a study with repeated trials, so not in PLOTS: `report` lists every missing
 # PLOTS entry as "not drawn yet", which a study trained once per trial never will be.
 TOP_TRIALS = "top_trials"
-TOP_COUNT = 10  # trials in TOP_TRIALS
 # Filled for trials trained more than once (95% Student-t intervals), None otherwise.
 VALUE_INTERVAL = ("value_std", "value_ci_low", "value_ci_high", "repeats")
 TEST_INTERVAL = ("test_accuracy_ci_low", "test_accuracy_ci_high")
@@ -104,13 +102,6 @@ def draw_study_figures(study: optuna.Study, folder: Path) -> list[Path]:
         if path.is_file():
             written.append(path)
     return written
-
-
-def top_trials(study: optuna.Study, count: int = TOP_COUNT) -> list[FrozenTrial]:
-    """The study's ``count`` best completed trials, best first (ties: lower number first)."""
-    completed = study.get_trials(deepcopy=False, states=[COMPLETE])
-    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
-    return sorted(completed, key=lambda t: (sign * (t.value or 0.0), t.number))[:count]
 
 
 def trial_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:

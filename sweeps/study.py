@@ -23,7 +23,7 @@ from sweeps.data_cache import SplitsCache
 from sweeps.objective import Objective
 from sweeps.progress import SweepProgress, console
 from sweeps.pruning import make_pruner
-from sweeps.ranking import test_accuracy_text, value_text
+from sweeps.ranking import best_first, test_accuracy_text, value_text
 from sweeps.recovery import DeadTrialHandler, fail_dead_local_trials
 from sweeps.report import log_study_report
 from sweeps.samplers import grid_trials_left, make_sampler
@@ -294,7 +294,7 @@ def study_note(
     """A short Markdown summary shown as the parent run's description in the MLflow UI."""
     states = ", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n)
     lines = [f"**Study `{study.study_name}`**: {states or 'no trials yet'}.", ""]
-    top = sorted(completed, key=lambda t: -(t.value or 0.0))[:5]
+    top = best_first(completed)[:5]
     if top:
         names = list(top[0].params)
         lines += [

@@ -83,10 +83,11 @@ def summary_lines(records: Sequence[RepeatRecord]) -> list[str]:
     return [*lines, f"{len(records)} repeats, seeds {seeds}"]
 
 
-def summary_metrics(records: Sequence[RepeatRecord]) -> dict[str, float]:
-    """``val_accuracy`` (the mean), ``val_accuracy_std``, ``..._ci_low``, ``..._ci_high``, ..."""
+def summary_metrics(found: Mapping[str, Summary]) -> dict[str, float]:
+    """``val_accuracy`` (the mean), ``val_accuracy_std``, ``..._ci_low``, ``..._ci_high``, ...
+    of the :func:`summaries` of some repeats."""
     out: dict[str, float] = {}
-    for metric, summary in summaries(records).items():
+    for metric, summary in found.items():
         out[metric] = summary.mean
         if summary.has_interval:
             out[f"{metric}_std"] = summary.std
@@ -122,9 +123,8 @@ def log_repeat_summary(
                 seconds=mean["epoch_seconds"],
             )
         )
-    final = summary_metrics(records) | {
-        "epochs_trained": max((len(h) for h in histories), default=0)
-    }
+    found = summaries(records)
+    final = summary_metrics(found) | {"epochs_trained": max((len(h) for h in histories), default=0)}
     run.log_metrics(final, step=epochs)
     run.log_dict(
         {
@@ -136,7 +136,7 @@ def log_repeat_summary(
     )
     if epochs:
         run.log_figure(repeats_curves_figure(histories), "curves.png")
-    return summaries(records)
+    return found
 
 
 def _mean(values: Sequence[float]) -> float:
