@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 from sweep_checks import finish, runs_of, wait_for_a_trial_midway
 
+from sweeps.recovery import WORKER_ATTR
 from tracking.server import free_port
 
 pytestmark = pytest.mark.fault
@@ -161,8 +162,16 @@ def _two_workers_midway(
     process = start_cli([*_sweep_args(work, study, trials=4), "--workers", "2"], work, mnist_dir)
     storage = f"sqlite:///{work / 'optuna.db'}"
     wait_for_a_trial_midway(storage, study, process, after_complete=1, epochs=EPOCHS)
-    trials = optuna.load_study(study_name=study, storage=storage).trials
-    workers = {int(str(t.user_attrs["worker"]).rsplit(":", 1)[1]) for t in trials}
+    workers: set[int] = set()
+
+    def both_workers_seen() -> bool:
+        # A worker asks for its trial and then tags it: a trial just asked for has no tag yet.
+        trials = optuna.load_study(study_name=study, storage=storage).trials
+        tagged = [t.user_attrs[WORKER_ATTR] for t in trials if WORKER_ATTR in t.user_attrs]
+        workers.update(int(str(tag).rsplit(":", 1)[1]) for tag in tagged)
+        return len(workers) >= 2
+
+    _wait_until(both_workers_seen, "two workers ran trials")
     assert len(workers) == 2 and process.pid not in workers
     return process, storage, workers
 
