@@ -37,7 +37,7 @@ from mnist_models.data import Splits, load_mnist, make_splits
 from mnist_models.mlp.per_sample import applies
 from mnist_models.mlp.trainer import MLPTrainer
 from mnist_models.training import TrainResult, train
-from sweeps.reported import ReportedRun, printed_figures, select
+from sweeps.reported.registry import ReportedRun, printed_figures, select
 
 ENTRIES = "baseline,dropout"
 QUICK_EPOCHS = 40

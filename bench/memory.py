@@ -1,7 +1,7 @@
 """Peak memory across the trials of an in-process CNN sweep: flat, or growing per trial?
 
 A 20-trial sweep of the packaged CNN search space (learning rate, batch size, dropout,
-augmentation; TPE seed 0, no pruning) runs through ``sweeps.study.run_sweep`` in this
+augmentation; TPE seed 0, no pruning) runs through ``sweeps.engine.sweep.run_sweep`` in this
 process, every trial in it (the default, no ``--trial-process``), each trial tiny (1 epoch
 on a few hundred training images, filters 8/16, a 32-unit dense layer) so that it takes
 seconds, logging to a temporary SQLite MLflow store (model, figures, artifacts) as a real
@@ -32,9 +32,10 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from sweeps.data_cache import SplitsCache
-from sweeps.study import SweepSettings, run_sweep
-from sweeps.sweep_config import SweepConfig
+from mnist_models.data.cache import SplitsCache
+from sweeps.engine.session import SweepSettings
+from sweeps.engine.sweep import run_sweep
+from sweeps.spec.sweep_file import SweepConfig
 
 MB = 1024 * 1024
 TINY = {

@@ -1,6 +1,6 @@
 """Harness overhead: one sweep trial (Optuna + MLflow) vs the bare training loop, same config.
 
-Ours is one real trial through the product's sweep machinery: ``sweeps.study.run_sweep`` on a
+Ours is one real trial through the product's sweep machinery: ``sweeps.engine.sweep.run_sweep`` on a
 :class:`SweepConfig` whose search space is fixed to one point (the packaged sweep's fixed
 settings, every searched key pinned with an override), with a temporary SQLite Optuna storage
 and a temporary SQLite MLflow store, so the trial creates its MLflow child run, logs the
@@ -10,7 +10,7 @@ prints its progress. The baseline is ``mnist_models.training.train(config, split
 same config and seed and no callbacks. Both use the same splits, loaded once before timing:
 data loading is not part of the comparison.
 
-"The trial" is timed as the sweep's trial loop (``sweeps.study.work``, wrapped with a timer
+"The trial" is timed as the sweep's trial loop (``sweeps.engine.session.work``, wrapped with a timer
 here): Optuna's sampling, trial bookkeeping in its storage, the objective, the MLflow run and
 the after-trial callbacks. What ``run_sweep`` does once per study (opening the stores, the
 parent run, the study report) is printed beside it but is not part of the ratio. One
@@ -47,14 +47,15 @@ import numpy as np
 import optuna
 from mlflow import MlflowClient
 
-import sweeps.objective
-import sweeps.study
+import sweeps.engine.objective
+import sweeps.engine.session
 import tracking.run_logger
 from mnist_models.config import TrainConfig
 from mnist_models.data import Splits, load_mnist, make_splits
 from mnist_models.training import TrainResult, train
-from sweeps.study import SweepSettings, run_sweep
-from sweeps.sweep_config import SweepConfig
+from sweeps.engine.session import SweepSettings
+from sweeps.engine.sweep import run_sweep
+from sweeps.spec.sweep_file import SweepConfig
 from tracking.run_logger import RunLogger
 from tracking.runs import Tracker
 
@@ -118,7 +119,7 @@ CLIENT_CALLS = (
 
 # (label, indent) in print order; an indented label is part of the one above it.
 BREAKDOWN = [
-    ("trial (sweeps.study.work)", 0),
+    ("trial (sweeps.engine.session.work)", 0),
     ("objective", 1),
     ("tracker.start_run", 2),
     ("runner.run", 2),
@@ -142,10 +143,10 @@ BREAKDOWN = [
 def instrument() -> None:
     """Wraps the product's trial steps with timers (module attributes only; no code change)."""
     t = TIMINGS
-    t.wrap(sweeps.study, "work", "trial (sweeps.study.work)", scope=True)
-    t.wrap(sweeps.objective.Objective, "__call__", "objective")
+    t.wrap(sweeps.engine.session, "work", "trial (sweeps.engine.session.work)", scope=True)
+    t.wrap(sweeps.engine.objective.Objective, "__call__", "objective")
     t.wrap(Tracker, "start_run", "tracker.start_run")
-    t.wrap(sweeps.study.InProcessRunner, "run", "runner.run")
+    t.wrap(sweeps.engine.session.InProcessRunner, "run", "runner.run")
     t.wrap(RunLogger, "log_config", "run.log_config")
     t.wrap(RunLogger, "log_dataset", "run.log_dataset")
     t.wrap(RunLogger, "log_epoch", "run.log_epoch")
@@ -155,7 +156,7 @@ def instrument() -> None:
     t.wrap(tracking.run_logger, "confusion_matrix_figure", "figure: confusion matrix")
     t.wrap(tracking.run_logger, "curves_figure", "figure: curves")
     t.wrap(tracking.run_logger, "misclassified_figure", "figure: misclassified")
-    t.wrap(sweeps.objective, "_close", "close run (tags + end)")
+    t.wrap(sweeps.engine.objective, "_close", "close run (tags + end)")
     t.wrap(optuna.trial.Trial, "report", "trial.report + should_prune")
     t.wrap(optuna.trial.Trial, "should_prune", "trial.report + should_prune")
     # The store writes themselves, whichever step makes them; PNG rendering apart.
@@ -203,7 +204,7 @@ class Variants:
         states = [t.state for t in study.trials]
         if states != [optuna.trial.TrialState.COMPLETE]:
             raise SystemExit(f"overhead: the {self.label} trial did not complete: {states}")
-        return TIMINGS.get("trial (sweeps.study.work)"), whole, study
+        return TIMINGS.get("trial (sweeps.engine.session.work)"), whole, study
 
 
 def compare(variants: Variants, rounds: int) -> tuple[float, float]:
@@ -270,7 +271,7 @@ def print_breakdown(
         elif name in breakdown:
             width = 40 - 2 * indent
             print(f"  {'  ' * indent}{name:<{width}} {breakdown[name]:8.3f}  x{calls[name]}")
-    trial = breakdown.get("trial (sweeps.study.work)", math.nan)
+    trial = breakdown.get("trial (sweeps.engine.session.work)", math.nan)
     objective = breakdown.get("objective", math.nan)
     inside = breakdown.get("train (inside train_logged)", math.nan)
     logging_s = sum(breakdown.get(k, 0.0) for k in MLFLOW_CALLS)

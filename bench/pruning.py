@@ -22,9 +22,10 @@ from pathlib import Path
 
 import optuna
 
-from sweeps.data_cache import SplitsCache
-from sweeps.study import SweepSettings, run_sweep
-from sweeps.sweep_config import SweepConfig
+from mnist_models.data.cache import SplitsCache
+from sweeps.engine.session import SweepSettings
+from sweeps.engine.sweep import run_sweep
+from sweeps.spec.sweep_file import SweepConfig
 
 
 def one_study(sweep: SweepConfig, pruner: str, folder: Path, splits: SplitsCache) -> dict:

@@ -1,6 +1,6 @@
 """The oldest versions ``pyproject.toml`` allows really work: the floor is tested, not guessed.
 
-``optuna>=4.9`` because ``sweeps.storage`` passes ``heartbeat_stale_trial_callback`` to
+``optuna>=4.9`` because ``sweeps.store.storage`` passes ``heartbeat_stale_trial_callback`` to
 ``RDBStorage`` (new in Optuna 4.9.0; before, ``failed_trial_callback``). This test installs
 exactly that version into a folder of its own (``pip install --no-deps --target``) and runs,
 with that folder first on ``PYTHONPATH`` so the old Optuna shadows the installed one, the

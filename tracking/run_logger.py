@@ -429,7 +429,7 @@ def ended(run: RunLogger) -> Iterator[RunLogger]:
 
 def interrupt_reason(interrupt: KeyboardInterrupt) -> str:
     """``interrupted`` (Ctrl-C), or ``interrupted by SIGTERM`` for a stop sent by a signal
-    (an exception carrying ``signum``, as ``sweeps.signals.Interrupted`` does)."""
+    (an exception carrying ``signum``, as ``sweeps.engine.signals.Interrupted`` does)."""
     signum = getattr(interrupt, "signum", signal.SIGINT)
     return (
         "interrupted"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnist_models.augment import augment_batch
 from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
 from mnist_models.errors import ConfigError
+from mnist_models.mlp.augment import augment_batch
 from mnist_models.mlp.layers import RNG, Sequential
 from mnist_models.mlp.model import build_loss, build_mlp, build_optimizer
 from mnist_models.mlp.per_sample import PerSampleSGD, applies

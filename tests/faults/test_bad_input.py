@@ -33,7 +33,7 @@ from sweep_files import GOOD_SWEEP_TOML
 
 from mnist_models.config import DataConfig, MLPConfig, TrainConfig, config_keys
 from sweeps.cli import main
-from sweeps.sweep_config import SECTIONS
+from sweeps.spec.sweep_file import SECTIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -67,7 +67,7 @@ def tripwire(monkeypatch: pytest.MonkeyPatch) -> None:
         raise ReachedWork("bad input was not refused: the command went on to load MNIST")
 
     monkeypatch.setattr("mnist_models.training.load_mnist", refuse)
-    monkeypatch.setattr("sweeps.data_cache.load_mnist", refuse)
+    monkeypatch.setattr("mnist_models.data.cache.load_mnist", refuse)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from cli_helpers import start_cli
 from optuna.trial import TrialState
 from sweep_checks import finish, runs_of, wait_for_a_trial_midway
 
-from sweeps.budget import SURPLUS_ATTR
-from sweeps.recovery import RETRY_OF_ATTR, WORKER_ATTR
+from sweeps.engine.budget import SURPLUS_ATTR
+from sweeps.engine.recovery import RETRY_OF_ATTR, WORKER_ATTR
 
 pytestmark = pytest.mark.fault
 

@@ -26,7 +26,7 @@ from cli_helpers import run_cli, start_cli
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from sweeps.cli import build_parser
+from sweeps.cli.main import build_parser
 from tracking import Tracker
 from tracking.server import MlflowServer, free_port
 

@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 from sweep_checks import finish, runs_of, wait_for_a_trial_midway
 
-from sweeps.recovery import WORKER_ATTR
+from sweeps.engine.recovery import WORKER_ATTR
 from tracking.server import free_port
 
 pytestmark = pytest.mark.fault

@@ -27,7 +27,7 @@ from tracking.server import free_port
 
 pytestmark = pytest.mark.fault
 
-EXIT_CONFIG = 2  # sweeps.cli.EXIT_CONFIG: bad input in a flag, file or URL
+EXIT_CONFIG = 2  # sweeps.cli EXIT_CONFIG: bad input in a flag, file or URL
 PASSWORD = "S3cr3t-pw"
 PG = "127.0.0.1:5432"
 

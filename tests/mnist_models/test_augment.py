@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from mnist_models.augment import augment_batch, random_affine_matrices, warp_batch
 from mnist_models.config import AugmentationConfig
+from mnist_models.mlp.augment import augment_batch, random_affine_matrices, warp_batch
 
 
 def test_batch_warp_equals_per_image_scipy_affine_transform() -> None:

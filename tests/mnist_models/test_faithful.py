@@ -16,8 +16,8 @@ from mnist_models.metrics import evaluate_scores
 from mnist_models.mlp import MSE, Dropout, Linear, ReLU, Sequential, build_mlp
 from mnist_models.mlp.per_sample import applies
 from mnist_models.mlp.trainer import MLPTrainer
-from mnist_models.reported_format import printed_figures
 from mnist_models.training import TrainResult
+from sweeps.reported.formats import printed_figures
 
 # The notebook's numpy cells, as the faithful switches spell them (sizes shrunk per test).
 NOTEBOOK = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.cli import build_parser, main
+from sweeps.cli.main import build_parser, main
 
 
 def _flags(parser) -> set[str]:

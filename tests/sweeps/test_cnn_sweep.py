@@ -11,8 +11,9 @@ from mlflow import MlflowClient
 
 from mnist_models.config import DataConfig
 from mnist_models.data import MnistData, make_splits
-from sweeps.study import SweepSettings, run_sweep
-from sweeps.sweep_config import SweepConfig
+from sweeps.engine.session import SweepSettings
+from sweeps.engine.sweep import run_sweep
+from sweeps.spec.sweep_file import SweepConfig
 from tracking.run_logger import fluent_tracking_uri
 
 pytest.importorskip("keras")

@@ -13,7 +13,7 @@ from scipy import stats
 
 from mnist_models.errors import ConfigError
 from mnist_models.seeds import repeat_seeds
-from sweeps.compare import parse_vary
+from sweeps.verify.compare import parse_vary
 
 TINY = ["--train-size", "1200", "--epochs", "2", "--set", "data.test_size=1000"]
 TINY += ["--set", "mlp.hidden_sizes=[32]", "--repeats", "3"]

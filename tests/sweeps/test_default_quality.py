@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mnist_models.training import train
-from sweeps.sweep_config import SweepConfig
+from sweeps.spec.sweep_file import SweepConfig
 
 
 def test_default_config_reaches_97_percent_on_full_mnist(mnist_dir: Path) -> None:

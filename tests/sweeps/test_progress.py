@@ -12,7 +12,8 @@ from optuna.trial import TrialState, create_trial
 from mnist_models.callbacks import EpochResult
 from mnist_models.config import TrainConfig
 from mnist_models.errors import TrainingDiverged
-from sweeps.progress import EpochPrinter, SweepProgress, quiet_expected_trial_ends
+from sweeps.console import quiet_expected_trial_ends
+from sweeps.engine.progress import EpochPrinter, SweepProgress
 
 
 def test_the_bar_follows_finished_trials_and_the_best() -> None:

@@ -12,11 +12,12 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from mnist_models.data import Splits
-from sweeps.budget import SurplusTrial, TrialBudget
-from sweeps.objective import Objective
-from sweeps.study import SweepSettings, parent_run, run_sweep
-from sweeps.sweep_config import SweepConfig
-from sweeps.trial_runner import InProcessRunner
+from sweeps.engine.budget import SurplusTrial, TrialBudget
+from sweeps.engine.objective import Objective
+from sweeps.engine.runners import InProcessRunner
+from sweeps.engine.session import SweepSettings, parent_run
+from sweeps.engine.sweep import run_sweep
+from sweeps.spec.sweep_file import SweepConfig
 from tracking import Tracker
 
 SWEEP = {

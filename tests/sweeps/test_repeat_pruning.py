@@ -11,10 +11,11 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from mnist_models.config import TrainConfig
-from sweeps.pruning import RepeatReporter, make_pruner
-from sweeps.space import SearchSpace
-from sweeps.study import SweepSettings, load_or_create_study, run_sweep
-from sweeps.sweep_config import SweepConfig
+from sweeps.engine.pruning import RepeatReporter, make_pruner
+from sweeps.engine.session import SweepSettings, load_or_create_study
+from sweeps.engine.sweep import run_sweep
+from sweeps.spec.space import SearchSpace
+from sweeps.spec.sweep_file import SweepConfig
 
 
 class _Trial:

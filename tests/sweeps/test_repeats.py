@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from scipy import stats
 
 from mnist_models.seeds import repeat_seeds
-from sweeps.attrs import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, VAL_REPEATS_ATTR
+from sweeps.store.keys import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, VAL_REPEATS_ATTR
 
 TINY = ["--train-size", "1200", "--epochs", "2", "--set", "data.test_size=500"]
 TINY += ["--set", "mlp.hidden_sizes=[32]"]

@@ -20,11 +20,9 @@ from optuna.trial import TrialState, create_trial
 from scipy import stats
 
 from mnist_models.stats import Summary
-from sweeps import report
-from sweeps.attrs import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, VAL_REPEATS_ATTR
 from sweeps.cli import main
-from sweeps.ranking import value_text
-from sweeps.report import (
+from sweeps.results import report
+from sweeps.results.report import (
     INTERVAL_COLUMNS,
     _save_figure,
     draw_study_figures,
@@ -32,6 +30,8 @@ from sweeps.report import (
     top_trials,
     trial_rows,
 )
+from sweeps.store.keys import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, VAL_REPEATS_ATTR
+from sweeps.store.ranking import value_text
 from tracking import Tracker
 
 PLOTS = ["intermediate_values", "optimization_history", "param_importances", "parallel_coordinate"]

@@ -14,11 +14,11 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 from scipy import stats
 
-from sweeps.attrs import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, TRACKING_ATTR, VAL_REPEATS_ATTR
 from sweeps.cli import main
-from sweeps.report_html import render_study_page, write_study_page
-from sweeps.study import SweepSettings, load_or_create_study
-from sweeps.sweep_config import SweepConfig
+from sweeps.engine.session import SweepSettings, load_or_create_study
+from sweeps.results.page import render_study_page, write_study_page
+from sweeps.spec.sweep_file import SweepConfig
+from sweeps.store.keys import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, TRACKING_ATTR, VAL_REPEATS_ATTR
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

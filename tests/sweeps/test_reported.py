@@ -15,7 +15,7 @@ from mnist_models.config import TrainConfig
 from mnist_models.errors import ConfigError
 from mnist_models.metrics import Evaluation
 from mnist_models.training import TrainResult
-from sweeps.reported import (
+from sweeps.reported.registry import (
     DIFFERS,
     EXACT,
     INSIDE,
@@ -162,8 +162,8 @@ def test_reported_runs_are_logged_tabled_and_written(
 ) -> None:
     from mlflow import MlflowClient
 
-    from sweeps import reproduce_reported as module
     from sweeps.cli import main
+    from sweeps.reported import reproduce as module
 
     tiny = {
         "model": "mlp",
@@ -244,11 +244,11 @@ def test_reported_repeats_nest_k_runs_under_one_and_judge_the_spread(
     """A real Part 1 entry (legacy numpy RNG, dropout 0.5), shortened to a few passes."""
     from mlflow import MlflowClient
 
-    from mnist_models.reported_format import in_full, truncated
     from mnist_models.seeds import repeat_seeds
-    from sweeps import reproduce_reported as module
     from sweeps.cli import main
-    from sweeps.reported import registry
+    from sweeps.reported.formats import in_full, truncated
+    from sweeps.reported.registry import registry
+    from sweeps.reported import reproduce as module
 
     real = registry()["minibatch-128-0.001"]
     entry = dataclasses.replace(

@@ -10,8 +10,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from mnist_models.config import TrainConfig, read_toml
-from mnist_models.reported_format import FIGURES, printed_figures
 from mnist_models.training import train
+from sweeps.reported.formats import FIGURES, printed_figures
 
 if sys.version_info >= (3, 11):
     import tomllib

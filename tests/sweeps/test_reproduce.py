@@ -17,7 +17,7 @@ from mlflow.entities import Run
 
 from mnist_models.seeds import repeat_seeds
 from sweeps.cli import main
-from sweeps.reproduce import spread_sentence
+from sweeps.verify.reproduce import spread_sentence
 
 FINAL = ["val_accuracy", "val_loss", "test_accuracy", "test_loss", "epochs_trained"]
 FINAL += [f"test_accuracy_digit_{digit}" for digit in range(10)]

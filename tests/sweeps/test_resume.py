@@ -14,8 +14,8 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from sweeps.recovery import DeadTrialHandler, fail_dead_local_trials, worker_id
-from sweeps.storage import open_storage
+from sweeps.engine.recovery import DeadTrialHandler, fail_dead_local_trials, worker_id
+from sweeps.store.storage import open_storage
 
 pytestmark = pytest.mark.fault  # issue 7's fault suite: SIGKILL of a single-process sweep
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mnist_models.errors import ConfigError
-from sweeps.space import CategoricalParam, FloatParam, IntParam, SearchSpace, parse_param
+from sweeps.spec.space import CategoricalParam, FloatParam, IntParam, SearchSpace, parse_param
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -78,7 +78,7 @@ def test_without_fixes_a_parameter() -> None:
 
 
 def test_a_key_whose_default_is_none_can_be_searched() -> None:
-    from sweeps.sweep_config import SweepConfig  # the space is checked against the config there
+    from sweeps.spec.sweep_file import SweepConfig  # the space is checked against the config there
 
     sweep = SweepConfig.from_dict(
         {"space": {"data.split_seed": {"type": "int", "low": 0, "high": 3}}}, "sweep.toml"

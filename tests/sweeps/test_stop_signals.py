@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from sweeps.signals import Interrupted, exit_code, stopping_on_signals
+from sweeps.engine.signals import Interrupted, exit_code, stopping_on_signals
 from tracking import interrupt_reason
 
 

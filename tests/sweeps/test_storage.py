@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from mnist_models.errors import ConfigError
-from sweeps.storage import default_storage, local_path, open_storage, redact_url
+from sweeps.store.storage import default_storage, local_path, open_storage, redact_url
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,9 @@ import pytest
 from mlflow import MlflowClient
 
 from mnist_models.data import Splits
-from sweeps.study import SweepSettings, run_sweep
-from sweeps.sweep_config import SweepConfig
+from sweeps.engine.session import SweepSettings
+from sweeps.engine.sweep import run_sweep
+from sweeps.spec.sweep_file import SweepConfig
 
 DIVERGING = {
     "sweep": {"trials": 2, "pruner": "none"},

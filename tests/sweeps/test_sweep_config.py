@@ -9,7 +9,7 @@ from sweep_files import GOOD_SWEEP_TOML
 
 from mnist_models.config import TrainConfig
 from mnist_models.errors import ConfigError
-from sweeps.sweep_config import SweepConfig, parse_overrides
+from sweeps.spec.sweep_file import SweepConfig, parse_overrides
 
 GOOD = GOOD_SWEEP_TOML
 

@@ -10,9 +10,10 @@ import pytest
 from mlflow import MlflowClient
 
 from mnist_models.errors import TrialFailed
-from sweeps.study import SweepSettings, run_sweep
-from sweeps.sweep_config import SweepConfig
-from sweeps.trial_runner import _serve
+from sweeps.engine.runners import _serve
+from sweeps.engine.session import SweepSettings
+from sweeps.engine.sweep import run_sweep
+from sweeps.spec.sweep_file import SweepConfig
 
 SWEEP = {
     "sweep": {"trials": 3, "pruner": "none", "sampler": "random"},
@@ -65,7 +66,9 @@ def test_pruning_reaches_a_trial_in_another_process(tmp_path: Path, mnist_dir: P
     # travels to the parent and the answer back to the training loop in the child.
     sweep = {**SWEEP, "sweep": {**SWEEP["sweep"], "trials": 1, "pruner": "median"}}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("sweeps.study.make_pruner", lambda name: optuna.pruners.ThresholdPruner(1.01))
+        patch.setattr(
+            "sweeps.engine.session.make_pruner", lambda name: optuna.pruners.ThresholdPruner(1.01)
+        )
         result = _sweep(tmp_path, mnist_dir, sweep, trial_process=True)
     (trial,) = result.trials
     assert trial.state == optuna.trial.TrialState.PRUNED

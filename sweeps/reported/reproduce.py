@@ -19,12 +19,13 @@ from typing import Any
 from rich.table import Table
 
 from mnist_models.config import TrainConfig
+from mnist_models.data.cache import SplitsCache
 from mnist_models.errors import ConfigError
 from mnist_models.seeds import repeat_seeds
 from mnist_models.training import TrainResult
-from sweeps.data_cache import SplitsCache
-from sweeps.progress import EpochPrinter, console
-from sweeps.reported import (
+from sweeps.console import console
+from sweeps.engine.progress import EpochPrinter
+from sweeps.reported.registry import (
     DIFFERS,
     EXACT,
     WITHIN,

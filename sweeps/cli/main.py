@@ -13,24 +13,26 @@ import optuna
 
 from mnist_models.config import MODELS, TrainConfig
 from mnist_models.data import DatasetFallbackWarning
+from mnist_models.data.cache import SplitsCache
 from mnist_models.errors import ConfigError, DataError, MnistSweepsError
 from mnist_models.seeds import repeat_seeds
 from mnist_models.training import load_splits
-from sweeps.compare import DEFAULT_REPEATS, parse_vary, run_compare
-from sweeps.data_cache import SplitsCache
-from sweeps.export import register as register_export
-from sweeps.objective import short_params
-from sweeps.progress import EpochPrinter, console, epoch_lines, quiet_expected_trial_ends
-from sweeps.ranking import test_accuracy_text, value_text
-from sweeps.report import register as register_report
-from sweeps.reproduce import register as register_reproduce
-from sweeps.samplers import SAMPLERS
-from sweeps.signals import exit_code, stopping_on_signals
-from sweeps.storage import redact_url
-from sweeps.study import SweepSettings, run_sweep
-from sweeps.sweep_config import MAX_REPEATS, PRUNERS, SweepConfig, parse_overrides
-from sweeps.ui import register as register_ui
-from sweeps.workers import register as register_worker
+from sweeps.cli.ui import register as register_ui
+from sweeps.console import console, quiet_expected_trial_ends
+from sweeps.engine.objective import short_params
+from sweeps.engine.progress import EpochPrinter, epoch_lines
+from sweeps.engine.samplers import SAMPLERS
+from sweeps.engine.session import SweepSettings
+from sweeps.engine.signals import exit_code, stopping_on_signals
+from sweeps.engine.sweep import run_sweep
+from sweeps.engine.workers import register as register_worker
+from sweeps.results.best import register as register_export
+from sweeps.results.report import register as register_report
+from sweeps.spec.sweep_file import MAX_REPEATS, PRUNERS, SweepConfig, parse_overrides
+from sweeps.store.ranking import test_accuracy_text, value_text
+from sweeps.store.storage import redact_url
+from sweeps.verify.compare import DEFAULT_REPEATS, parse_vary, run_compare
+from sweeps.verify.reproduce import register as register_reproduce
 from tracking import Tracker, TrackingUnavailableWarning, train_and_end
 from tracking.repeats import run_repeats, summary_lines
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from mnist_models.config import TrainConfig, read_toml
 from mnist_models.errors import ConfigError
-from mnist_models.reported_format import printed_figures as grokking_figures
 from mnist_models.stats import CONFIDENCE, prediction_interval, summarise
 from mnist_models.training import TrainResult
+from sweeps.reported.formats import printed_figures as grokking_figures
 
 EXACT, WITHIN, DIFFERS, NOT_REPRODUCIBLE = (
     "exact",

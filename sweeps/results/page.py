@@ -21,16 +21,16 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_models.stats import CONFIDENCE, Summary
-from sweeps.attrs import CONFIG_ATTR, TARGET_ATTR, TEST_REPEATS_ATTR, TRACKING_ATTR
-from sweeps.export import sampler_name
-from sweeps.ranking import trial_summary, value_text
-from sweeps.report import (
+from sweeps.results.best import sampler_name
+from sweeps.results.report import (
     INTERVAL_COLUMNS,
     draw_study_figures,
     trial_rows,
 )
-from sweeps.storage import redact_url
-from sweeps.sweep_config import OBJECTIVE
+from sweeps.spec.sweep_file import OBJECTIVE
+from sweeps.store.keys import CONFIG_ATTR, TARGET_ATTR, TEST_REPEATS_ATTR, TRACKING_ATTR
+from sweeps.store.ranking import trial_summary, value_text
+from sweeps.store.storage import redact_url
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }

@@ -21,12 +21,12 @@ from typing import Any
 from mnist_models.callbacks import Callback
 from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
+from mnist_models.data.cache import SplitsCache
 from mnist_models.errors import TrialFailed
 from mnist_models.training import TrainResult
-from sweeps.data_cache import SplitsCache
-from sweeps.progress import EpochPrinter, SweepProgress
-from sweeps.pruning import PruningCallback, Reportable
-from sweeps.signals import when_parent_dies
+from sweeps.engine.progress import EpochPrinter, SweepProgress
+from sweeps.engine.pruning import PruningCallback, Reportable
+from sweeps.engine.signals import when_parent_dies
 from tracking import RunLogger, train_logged
 from tracking.repeats import history_rows
 

@@ -27,15 +27,16 @@ from rich.table import Table
 from rich.text import Text
 
 from mnist_models.config import TrainConfig, read_toml
+from mnist_models.data.cache import SplitsCache
 from mnist_models.errors import ConfigError
 from mnist_models.seeds import repeat_seeds
 from mnist_models.stats import CONFIDENCE, prediction_interval, summarise
 from mnist_models.training import TrainResult, load_splits
-from sweeps.data_cache import SplitsCache
-from sweeps.progress import EpochPrinter, console, epoch_lines
-from sweeps.reported import DIFFERS
-from sweeps.reproduce_reported import reproduce_reported
-from sweeps.storage import local_path, redact_url
+from sweeps.console import console
+from sweeps.engine.progress import EpochPrinter, epoch_lines
+from sweeps.reported.registry import DIFFERS
+from sweeps.reported.reproduce import reproduce_reported
+from sweeps.store.storage import local_path, redact_url
 from tracking import Tracker, train_and_end
 from tracking.repeats import run_repeats
 

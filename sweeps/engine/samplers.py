@@ -34,8 +34,8 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.recovery import RETRY_OF_ATTR
-from sweeps.space import SearchSpace
+from sweeps.engine.recovery import RETRY_OF_ATTR
+from sweeps.spec.space import SearchSpace
 
 SAMPLERS = ("tpe", "random", "qmc", "cmaes", "grid")
 

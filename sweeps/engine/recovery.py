@@ -9,7 +9,7 @@ Two detectors feed one handler:
 * **Heartbeats** (RDB storages: SQLite, PostgreSQL, MySQL). Optuna's heartbeat thread stamps
   running trials; a trial silent for longer than the grace period is failed by whichever
   worker starts its next trial, on any host (interval and grace period:
-  :data:`sweeps.storage.HEARTBEAT_INTERVAL_S`, :data:`sweeps.storage.GRACE_PERIOD_S`).
+  :data:`sweeps.store.storage.HEARTBEAT_INTERVAL_S`, :data:`sweeps.store.storage.GRACE_PERIOD_S`).
 
 The handler then ends the trial's MLflow run as FAILED (never left RUNNING forever) and
 enqueues a retry of the same params (like Optuna's ``RetryFailedTrialCallback``, but the
@@ -28,7 +28,7 @@ from mlflow import MlflowClient
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.progress import console
+from sweeps.console import console
 
 WORKER_ATTR = "worker"
 RETRY_OF_ATTR = "retry_of"

@@ -16,7 +16,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_models.stats import BETTER, TIED, PairedTest, Summary, paired_test, summarise
-from sweeps.attrs import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, VAL_REPEATS_ATTR
+from sweeps.store.keys import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, VAL_REPEATS_ATTR
 
 TOP_COUNT = 10  # trials in the study report's top-trials figure
 

@@ -9,8 +9,8 @@ import mlflow
 from mlflow import MlflowClient
 
 from mnist_models.errors import ConfigError
-from sweeps.progress import console
-from sweeps.storage import local_path, redact_url
+from sweeps.console import console
+from sweeps.store.storage import local_path, redact_url
 from tracking.server import MlflowServer
 from tracking.views import experiment_url
 
@@ -44,7 +44,7 @@ def cmd_ui(args: argparse.Namespace, stop: threading.Event | None = None) -> int
         raise ConfigError(f"--tracking-uri {redact_url(uri)!r}: expected an existing SQLite store")
     artifacts = database.resolve().parent / "mlruns"
     server = MlflowServer(uri, artifacts, port=args.port, host=args.host)
-    # Ctrl-C, SIGTERM or SIGHUP (a KeyboardInterrupt, see sweeps.signals) leave the block
+    # Ctrl-C, SIGTERM or SIGHUP (a KeyboardInterrupt, see sweeps.engine.signals) leave the block
     # with the server's whole process group stopped; SIGKILL of this process stops it too.
     with server:
         console.print(f"MLflow UI for {redact_url(uri)} at [bold]{server.url}[/]")

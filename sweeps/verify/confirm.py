@@ -15,13 +15,14 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from mnist_models.config import TrainConfig
+from mnist_models.data.cache import SplitsCache
 from mnist_models.errors import ConfigError
 from mnist_models.seeds import fresh_seeds
 from mnist_models.stats import PairedTest, Summary, paired_test
-from sweeps.attrs import CONFIG_ATTR, REPEAT_SEEDS_ATTR, TRACKING_ATTR
-from sweeps.data_cache import SplitsCache
-from sweeps.progress import console, epoch_lines
-from sweeps.ranking import top_trials
+from sweeps.console import console
+from sweeps.engine.progress import epoch_lines
+from sweeps.store.keys import CONFIG_ATTR, REPEAT_SEEDS_ATTR, TRACKING_ATTR
+from sweeps.store.ranking import top_trials
 from tracking import Tracker, ended
 from tracking.repeats import RepeatRecord, run_repeats, summaries
 

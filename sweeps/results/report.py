@@ -24,11 +24,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mnist_models.errors import ConfigError
 from mnist_models.stats import Summary, summarise
-from sweeps.attrs import CONFIG_ATTR, TEST_REPEATS_ATTR, TRACKING_ATTR
-from sweeps.progress import console
-from sweeps.ranking import top_trials, trial_summary
-from sweeps.storage import default_storage, local_path, open_storage, redact_url, storage_kind
-from sweeps.sweep_config import OBJECTIVE
+from sweeps.console import console
+from sweeps.spec.sweep_file import OBJECTIVE
+from sweeps.store.keys import CONFIG_ATTR, TEST_REPEATS_ATTR, TRACKING_ATTR
+from sweeps.store.ranking import top_trials, trial_summary
+from sweeps.store.storage import default_storage, local_path, open_storage, redact_url, storage_kind
 from tracking import Tracker
 from tracking.figures import intervals_figure
 
@@ -183,7 +183,7 @@ def _draw(name: str, study: optuna.Study) -> Any:
 
 
 def _step_label(study: optuna.Study) -> str:
-    """What a reported step is: an epoch, or with repeats (see sweeps.pruning.RepeatReporter)
+    """What a reported step is: an epoch, or with repeats (see sweeps.engine.pruning.RepeatReporter)
     the mean over the repeats so far at ``repeat * epochs + epoch``, or a repeat's index."""
     stored = study.user_attrs.get(CONFIG_ATTR) or {}
     sweep = stored.get("sweep", {})
@@ -301,7 +301,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise
         parent, missing = None, exc
     if output is not None:
-        from sweeps.report_html import write_study_page
+        from sweeps.results.page import write_study_page
 
         page = write_study_page(study, output, storage)
         console.print(f"wrote {page} (open it in any browser)", markup=False)

@@ -19,7 +19,7 @@ from tracking.runs import use_write_ahead_log
 __all__ = ["default_storage", "local_path", "open_storage", "redact_url", "storage_kind"]
 
 DEFAULT_STORAGE_FILE = "optuna.db"
-# Trial heartbeats of RDB storages (see sweeps.recovery): a running trial stamps the storage
+# Trial heartbeats of RDB storages (see sweeps.engine.recovery): a running trial stamps the storage
 # every HEARTBEAT_INTERVAL_S; one silent for GRACE_PERIOD_S is failed and re-run.
 HEARTBEAT_INTERVAL_S = 10
 GRACE_PERIOD_S = 60

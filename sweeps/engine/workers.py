@@ -18,23 +18,18 @@ from typing import Any
 
 import optuna
 
+from mnist_models.data.cache import SplitsCache
 from mnist_models.errors import ConfigError, MnistSweepsError
-from sweeps.attrs import CONFIG_ATTR, SAMPLER_ATTR, TRACKING_ATTR
-from sweeps.progress import console, quiet_expected_trial_ends
-from sweeps.pruning import make_pruner
-from sweeps.recovery import DeadTrialHandler, fail_dead_local_trials
-from sweeps.samplers import make_sampler
-from sweeps.signals import exit_code, stopping_on_signals, when_parent_dies
-from sweeps.storage import local_path, open_storage, redact_url, storage_kind
-from sweeps.study import (
-    SplitsCache,
-    SweepSettings,
-    finish,
-    parent_run,
-    parent_tags,
-    work,
-)
-from sweeps.sweep_config import SweepConfig
+from sweeps.console import console, quiet_expected_trial_ends
+from sweeps.engine.pruning import make_pruner
+from sweeps.engine.recovery import DeadTrialHandler, fail_dead_local_trials
+from sweeps.engine.samplers import make_sampler
+from sweeps.engine.session import SweepSettings, parent_run, parent_tags, work
+from sweeps.engine.signals import exit_code, stopping_on_signals, when_parent_dies
+from sweeps.results.summary import finish
+from sweeps.spec.sweep_file import SweepConfig
+from sweeps.store.keys import CONFIG_ATTR, SAMPLER_ATTR, TRACKING_ATTR
+from sweeps.store.storage import local_path, open_storage, redact_url, storage_kind
 from tracking import Tracker
 
 
@@ -74,7 +69,7 @@ def join_study(settings: SweepSettings, summarise: bool = True) -> optuna.Study:
     sampler = study.user_attrs.get(SAMPLER_ATTR, sweep.sampler)  # the last `sweep` may change it
     sweep = dataclasses.replace(sweep, sampler=sampler)
     # The study seed, as in `sweep`: each draw is seeded by its own index in the study, so
-    # workers never repeat each other's draws (sweeps.samplers).
+    # workers never repeat each other's draws (sweeps.engine.samplers).
     study = optuna.load_study(
         study_name=settings.study,
         storage=optuna_storage,

@@ -16,11 +16,12 @@ from typing import Any
 from rich.table import Table
 
 from mnist_models.config import TrainConfig, parse_value
+from mnist_models.data.cache import SplitsCache
 from mnist_models.errors import ConfigError
 from mnist_models.seeds import repeat_seeds
 from mnist_models.stats import PairedTest, Summary, paired_test
-from sweeps.data_cache import SplitsCache
-from sweeps.progress import console, epoch_lines
+from sweeps.console import console
+from sweeps.engine.progress import epoch_lines
 from tracking import Tracker, ended
 from tracking.figures import intervals_figure
 from tracking.repeats import SUMMARISED, RepeatRecord, run_repeats, summaries

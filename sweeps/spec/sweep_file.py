@@ -14,8 +14,8 @@ from typing import Any
 
 from mnist_models.config import TrainConfig, config_keys, parse_value, read_toml
 from mnist_models.errors import ConfigError
-from sweeps.samplers import SAMPLERS
-from sweeps.space import SearchSpace
+from sweeps.engine.samplers import SAMPLERS
+from sweeps.spec.space import SearchSpace
 
 OBJECTIVE = "val_accuracy"  # maximised; validation accuracy after the last epoch trained
 SECTIONS = {"sweep", "fixed", "space"}

@@ -10,13 +10,13 @@ import optuna
 from mnist_models.config import TrainConfig
 from mnist_models.errors import TrialFailed
 from mnist_models.seeds import repeat_seeds
-from sweeps.attrs import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, VAL_REPEATS_ATTR
-from sweeps.budget import TrialBudget
-from sweeps.progress import console
-from sweeps.pruning import RepeatReporter
-from sweeps.recovery import RETRY_OF_ATTR, WORKER_ATTR, requeue, worker_id
-from sweeps.sweep_config import SweepConfig
-from sweeps.trial_runner import TrialOutcome, TrialRunner
+from sweeps.console import console
+from sweeps.engine.budget import TrialBudget
+from sweeps.engine.pruning import RepeatReporter
+from sweeps.engine.recovery import RETRY_OF_ATTR, WORKER_ATTR, requeue, worker_id
+from sweeps.engine.runners import TrialOutcome, TrialRunner
+from sweeps.spec.sweep_file import SweepConfig
+from sweeps.store.keys import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, VAL_REPEATS_ATTR
 from tracking import RunLogger, Tracker, interrupt_reason
 from tracking.repeats import REPEAT_ROLE, RepeatRecord, log_repeat_summary
 
@@ -98,7 +98,7 @@ class Objective:
             _close_after_error(run, "FAILED", str(exc))
             console.print(f"[red]{name}: failed: {exc}[/]")
             raise
-        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (sweeps.signals)
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (sweeps.engine.signals)
             _close_after_error(run, "KILLED", interrupt_reason(exc))
             # Interrupted, not failed: the next run of the same command tries these params first.
             requeue(trial.study, trial.number, trial.params, trial.user_attrs, count_as_retry=False)

@@ -19,11 +19,11 @@ from rich.text import Text
 
 from mnist_models.config import TrainConfig
 from mnist_models.errors import ConfigError
-from sweeps.attrs import CONFIG_ATTR, SAMPLER_ATTR
-from sweeps.progress import console
-from sweeps.ranking import rank, ranking_lines, trial_summary, value_text
-from sweeps.storage import default_storage, local_path, open_storage, redact_url, storage_kind
-from sweeps.sweep_config import OBJECTIVE
+from sweeps.console import console
+from sweeps.spec.sweep_file import OBJECTIVE
+from sweeps.store.keys import CONFIG_ATTR, SAMPLER_ATTR
+from sweeps.store.ranking import rank, ranking_lines, trial_summary, value_text
+from sweeps.store.storage import default_storage, local_path, open_storage, redact_url, storage_kind
 
 STATES = tuple(TrialState[name] for name in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"))
 STORAGE_HELP = "Optuna storage (default: sqlite:///optuna.db in the working folder)"
@@ -208,7 +208,7 @@ def cmd_best(args: argparse.Namespace) -> int:
     confirmed: list[str] = []
     value = value_text(best)
     if args.confirm is not None:
-        from sweeps.confirm import confirm, confirmation_lines  # trains: loads the models
+        from sweeps.verify.confirm import confirm, confirmation_lines  # trains: loads the models
 
         result = confirm(
             study, args.confirm, args.top, args.data_dir, args.tracking_uri, args.experiment

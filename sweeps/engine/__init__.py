@@ -1,0 +1,1 @@
+"""Running a study: session, objective, trial runners, budget, pruning, samplers, workers."""

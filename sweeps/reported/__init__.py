@@ -1,0 +1,1 @@
+"""The course report's published runs: the registry (``*.toml`` here), reproduction, formats."""

@@ -1,0 +1,84 @@
+"""The parent run's summary when a sweep stops: best value and params, a note, the report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from mlflow.entities import Metric
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
+from optuna.trial import TrialState
+
+from sweeps.console import console
+from sweeps.results.report import log_study_report
+from sweeps.spec.sweep_file import OBJECTIVE
+from sweeps.store.ranking import best_first, test_accuracy_text, value_text
+from tracking import RunLogger, Tracker
+from tracking.redact import redact_text
+
+
+def finish(tracker: Tracker, parent_id: str, study: optuna.Study, status: str | None) -> None:
+    """Summary, study report and (unless ``status`` is None) final status on the parent run.
+
+    Errors here are printed in one line and swallowed: they never hide the sweep's outcome.
+    """
+    if not _quietly("study summary", _summarise, tracker, parent_id, study):
+        return  # the store is gone: each further step would wait out its retries again
+    _quietly("study report", log_study_report, tracker.client, parent_id, study)
+    if status is not None:
+        _quietly("parent run status", tracker.client.set_terminated, parent_id, status)
+
+
+def _quietly(what: str, step: Callable[..., object], *args: object) -> bool:
+    try:
+        step(*args)
+    except Exception as exc:
+        reason = redact_text(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        console.print(f"warning: {what} not logged to MLflow: {reason}", markup=False)
+        return False
+    return True
+
+
+def _summarise(tracker: Tracker, parent_id: str, study: optuna.Study) -> None:
+    """Best value and params on the parent run (tags, since they change as the study grows)."""
+    trials = study.get_trials(deepcopy=False)
+    counts = {state.name: sum(t.state == state for t in trials) for state in TrialState}
+    tags: dict[str, Any] = {f"trials.{k.lower()}": v for k, v in counts.items() if v}
+    completed = [t for t in trials if t.state == TrialState.COMPLETE]
+    if completed:
+        best = study.best_trial
+        tags.update({"best.trial": best.number, "best.value": f"{best.value:.6f}"})
+        tags.update({f"best.{key}": value for key, value in best.params.items()})
+        if "mlflow_run_id" in best.user_attrs:
+            tags["best.run_id"] = best.user_attrs["mlflow_run_id"]
+        tracker.client.log_batch(
+            parent_id,
+            metrics=[Metric(f"best_{OBJECTIVE}", study.best_value, 0, len(trials))],
+        )
+    tags[MLFLOW_RUN_NOTE] = study_note(study, counts, completed)
+    RunLogger(tracker.client, parent_id).set_tags(tags)
+
+
+def study_note(
+    study: optuna.Study, counts: dict[str, int], completed: list[optuna.trial.FrozenTrial]
+) -> str:
+    """A short Markdown summary shown as the parent run's description in the MLflow UI."""
+    states = ", ".join(f"{n} {state.lower()}" for state, n in counts.items() if n)
+    lines = [f"**Study `{study.study_name}`**: {states or 'no trials yet'}.", ""]
+    top = best_first(completed)[:5]
+    if top:
+        names = list(top[0].params)
+        lines += [
+            f"| trial | {OBJECTIVE} | test_accuracy | " + " | ".join(names) + " |",
+            "|---" * (3 + len(names)) + "|",
+        ]
+        for trial in top:
+            params = " | ".join(_cell(trial.params.get(name)) for name in names)
+            test = test_accuracy_text(trial)
+            lines.append(f"| {trial.number} | {value_text(trial)} | {test} | {params} |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

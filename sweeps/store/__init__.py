@@ -1,0 +1,1 @@
+"""Opening Optuna storages, the keys stored on studies, trials and runs, and ranking trials."""

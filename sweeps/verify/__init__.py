@@ -1,0 +1,1 @@
+"""Re-train and compare with repeated seeds: compare variants, confirm the best, reproduce a run."""
