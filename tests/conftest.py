@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import Browser, find_chromium
+from helpers.browser import Browser, find_chromium
 
 from mnist_models.config import DataConfig, TrainConfig
 from mnist_models.data import MnistData, Splits, load_from_folder, make_splits

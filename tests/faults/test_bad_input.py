@@ -25,11 +25,11 @@ from typing import Any
 import optuna
 import pytest
 import tomli_w
+from helpers.files import GOOD_SWEEP_TOML
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from mlflow import MlflowClient
 from optuna.trial import TrialState, create_trial
-from sweep_files import GOOD_SWEEP_TOML
 
 from mnist_models.config import DataConfig, MLPConfig, TrainConfig, config_keys
 from sweeps.cli import main

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from cli_helpers import start_cli
-from sweep_checks import assert_exactly, finish
+from helpers.checks import assert_exactly, finish
+from helpers.cli import start_cli
 
 pytestmark = pytest.mark.fault
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from cli_helpers import start_cli
+from helpers.checks import finish, runs_of, wait_for_a_trial_midway
+from helpers.cli import start_cli
 from optuna.trial import TrialState
-from sweep_checks import finish, runs_of, wait_for_a_trial_midway
 
 from sweeps.engine.budget import SURPLUS_ATTR
 from sweeps.engine.recovery import RETRY_OF_ATTR, WORKER_ATTR

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from cli_helpers import run_cli, start_cli
+from helpers.cli import run_cli, start_cli
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 

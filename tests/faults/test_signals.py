@@ -16,10 +16,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-from cli_helpers import cli_command, cli_env, start_cli, wait_for_ui
+from helpers.checks import finish, runs_of, wait_for_a_trial_midway
+from helpers.cli import cli_command, cli_env, start_cli, wait_for_ui
 from mlflow import MlflowClient
 from optuna.trial import TrialState
-from sweep_checks import finish, runs_of, wait_for_a_trial_midway
 
 from sweeps.engine.recovery import WORKER_ATTR
 from tracking.server import free_port

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_cli
+from helpers.cli import run_cli
 
 from tracking.server import free_port
 

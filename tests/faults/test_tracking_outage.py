@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from cli_helpers import start_cli
+from helpers.cli import start_cli
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from optuna.trial import TrialState

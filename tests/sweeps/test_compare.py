@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import run_cli
+from helpers.cli import run_cli
 from mlflow import MlflowClient
 from scipy import stats
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from cli_helpers import run_cli
+from helpers.cli import run_cli
 
 from tracking.server import free_port
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from cli_helpers import run_cli
+from helpers.cli import run_cli
 from mlflow import MlflowClient
 
 TINY = [

@@ -246,9 +246,9 @@ def test_reported_repeats_nest_k_runs_under_one_and_judge_the_spread(
 
     from mnist_models.seeds import repeat_seeds
     from sweeps.cli import main
+    from sweeps.reported import reproduce as module
     from sweeps.reported.formats import in_full, truncated
     from sweeps.reported.registry import registry
-    from sweeps.reported import reproduce as module
 
     real = registry()["minibatch-128-0.001"]
     entry = dataclasses.replace(

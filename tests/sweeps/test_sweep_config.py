@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sweep_files import GOOD_SWEEP_TOML
+from helpers.files import GOOD_SWEEP_TOML
 
 from mnist_models.config import TrainConfig
 from mnist_models.errors import ConfigError

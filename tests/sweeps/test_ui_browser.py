@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import run_cli, start_cli, wait_for_ui
+from helpers.cli import run_cli, start_cli, wait_for_ui
 from mlflow import MlflowClient
 
 from tracking.server import free_port

@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import optuna
-from cli_helpers import start_cli
-from sweep_checks import assert_exactly, finish
+from helpers.checks import assert_exactly, finish
+from helpers.cli import start_cli
 
 TINY = [
     "--model",

@@ -6,7 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from cli_helpers import run_cli
+from helpers.cli import run_cli
 from mlflow import MlflowClient
 
 from tracking.server import MlflowServer, free_port
