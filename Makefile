@@ -13,7 +13,8 @@ test-all:
 	$(PY) -m pytest -m ''
 
 lint:
-	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy mnist_models tracking sweeps
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy mnist_models tracking sweeps \
+		&& $(dir $(PY))lint-imports
 
 bench:
 	$(PY) bench/overhead.py

@@ -49,6 +49,7 @@ from mlflow import MlflowClient
 
 import sweeps.engine.objective
 import sweeps.engine.session
+import tracking.logged_training
 import tracking.run_logger
 from mnist_models.config import TrainConfig
 from mnist_models.data import Splits, load_mnist, make_splits
@@ -132,7 +133,7 @@ BREAKDOWN = [
     ("figure: confusion matrix", 4),
     ("figure: curves", 4),
     ("figure: misclassified", 4),
-    ("run.log_keras_model", 3),
+    ("run.log_model", 3),
     ("close run (tags + end)", 2),
     ("the same trial by MLflow client call", 0),
     *((f"client.{name}", 1) for name in CLIENT_CALLS),
@@ -151,8 +152,8 @@ def instrument() -> None:
     t.wrap(RunLogger, "log_dataset", "run.log_dataset")
     t.wrap(RunLogger, "log_epoch", "run.log_epoch")
     t.wrap(RunLogger, "log_result", "run.log_result")
-    t.wrap(RunLogger, "log_keras_model", "run.log_keras_model")
-    t.wrap(tracking.run_logger, "train", "train (inside train_logged)")
+    t.wrap(RunLogger, "log_model", "run.log_model")
+    t.wrap(tracking.logged_training, "train", "train (inside train_logged)")
     t.wrap(tracking.run_logger, "confusion_matrix_figure", "figure: confusion matrix")
     t.wrap(tracking.run_logger, "curves_figure", "figure: curves")
     t.wrap(tracking.run_logger, "misclassified_figure", "figure: misclassified")
@@ -256,7 +257,7 @@ MLFLOW_CALLS = (
     "run.log_dataset",
     "run.log_epoch",
     "run.log_result",
-    "run.log_keras_model",
+    "run.log_model",
     "close run (tags + end)",
 )
 

@@ -25,7 +25,7 @@ import optuna
 from mnist_models.data.cache import SplitsCache
 from sweeps.engine.session import SweepSettings
 from sweeps.engine.sweep import run_sweep
-from sweeps.spec.sweep_file import SweepConfig
+from sweeps.spec.sweep_file import PRUNERS, SweepConfig
 
 
 def one_study(sweep: SweepConfig, pruner: str, folder: Path, splits: SplitsCache) -> dict:
@@ -46,7 +46,7 @@ def one_study(sweep: SweepConfig, pruner: str, folder: Path, splits: SplitsCache
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="12 trials on 10,000 images")
-    parser.add_argument("--pruner", default="median", choices=("median", "hyperband", "wilcoxon"))
+    parser.add_argument("--pruner", default="median", choices=[p for p in PRUNERS if p != "none"])
     parser.add_argument(
         "--repeats", type=int, default=1, help="trainings per trial (wilcoxon needs >= 4)"
     )

@@ -13,7 +13,8 @@ from mnist_models.errors import (
     TrialFailed,
 )
 from mnist_models.metrics import Evaluation
-from mnist_models.training import Trainer, TrainResult, load_splits, train
+from mnist_models.trainers import Trainer, register_trainer
+from mnist_models.training import TrainResult, load_splits, train
 
 __all__ = [
     "AugmentationConfig",
@@ -33,5 +34,6 @@ __all__ = [
     "TrainingDiverged",
     "TrialFailed",
     "load_splits",
+    "register_trainer",
     "train",
 ]

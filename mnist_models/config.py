@@ -8,17 +8,49 @@ users address fields with dotted keys (``lr``, ``mlp.hidden_sizes``, ``data.trai
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import tomli_w
 
+from mnist_models import fields
+from mnist_models.choices import (
+    CNN_OPTIMIZERS,
+    DATASETS,
+    DROPOUT_BACKWARDS,
+    DROPOUT_MODES,
+    DTYPES,
+    INITS,
+    LOSSES,
+    MLP_OPTIMIZERS,
+    MODELS,
+    MSE_GRADIENTS,
+    RELU_GATES,
+    RMSPROP_EPSILONS,
+    RNG_KINDS,
+    TRAIN_METRICS_DIVISORS,
+    VAL_SPLITS,
+    CNNOptimizer,
+    Dataset,
+    DropoutBackward,
+    DropoutMode,
+    Dtype,
+    Init,
+    LossName,
+    MLPOptimizer,
+    Model,
+    MSEGradient,
+    ReluGate,
+    RMSpropEpsilon,
+    RngKind,
+    TrainMetricsDivisor,
+    ValSplit,
+)
 from mnist_models.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -26,13 +58,21 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-MODELS = ("mlp", "cnn")
-DATASETS = ("auto", "mnist", "sample")
+__all__ = [
+    "DATASETS",
+    "MODELS",
+    "AugmentationConfig",
+    "CNNConfig",
+    "DataConfig",
+    "MLPConfig",
+    "TrainConfig",
+    "config_keys",
+    "parse_value",
+    "read_toml",
+    "set_dotted",
+]
+
 _C = TypeVar("_C", bound="_Section")
-
-
-def _fail(name: str, value: Any, expected: str) -> typing.NoReturn:
-    raise ConfigError(f"{name}={value!r}: expected {expected}")
 
 
 class _Section:
@@ -45,7 +85,15 @@ class _Section:
 
     def _require(self, ok: bool, field_name: str, expected: str) -> None:
         if not ok:
-            _fail(self._name(field_name), getattr(self, field_name), expected)
+            fields.fail(self._name(field_name), getattr(self, field_name), expected)
+
+    def _choice(self, field_name: str, choices: tuple[str, ...], listed: bool = False) -> None:
+        """The field must be one of ``choices``: the message spells them out (``'a' or 'b'``),
+        or with ``listed`` shows the tuple (``one of ('a', 'b')``)."""
+        expected = f"one of {choices}" if listed else fields.spelled_out(choices)
+        fields.as_choice(
+            self._name(field_name), getattr(self, field_name), choices, expected=expected
+        )
 
 
 @dataclass(frozen=True)
@@ -70,20 +118,20 @@ class DataConfig(_Section):
     """
 
     _prefix: ClassVar[str] = "data."
-    dataset: str = "auto"
+    dataset: Dataset = "auto"
     train_size: int | None = None
     val_fraction: float = 0.1
     test_size: int | None = None
-    val_split: str = "seeded"
+    val_split: ValSplit = "seeded"
     split_seed: int | None = None
     double_scale_train: bool = False
 
     def __post_init__(self) -> None:
-        self._require(self.dataset in DATASETS, "dataset", f"one of {DATASETS}")
+        self._choice("dataset", DATASETS, listed=True)
         self._require(self.train_size is None or self.train_size >= 2, "train_size", ">= 2")
         self._require(0.0 <= self.val_fraction < 1.0, "val_fraction", "a value in [0, 1)")
         self._require(self.test_size is None or self.test_size >= 1, "test_size", ">= 1")
-        self._require(self.val_split in ("seeded", "sklearn"), "val_split", "'seeded' or 'sklearn'")
+        self._choice("val_split", VAL_SPLITS)
         self._require(self.split_seed is None or self.split_seed >= 0, "split_seed", ">= 0")
 
 
@@ -149,20 +197,20 @@ class MLPConfig(_Section):
 
     _prefix: ClassVar[str] = "mlp."
     hidden_sizes: tuple[int, ...] = (256,)
-    init: str = "he"
+    init: Init = "he"
     init_scale: float = 0.1
     bias: bool = True
-    loss: str = "cross_entropy"
-    optimizer: str = "adam"
+    loss: LossName = "cross_entropy"
+    optimizer: MLPOptimizer = "adam"
     momentum: float = 0.9
-    dtype: str = "float32"
-    rng: str = "generator"
-    relu_gate: str = "input"
-    dropout_backward: str = "masked"
-    mse_gradient: str = "exact"
+    dtype: Dtype = "float32"
+    rng: RngKind = "generator"
+    relu_gate: ReluGate = "input"
+    dropout_backward: DropoutBackward = "masked"
+    mse_gradient: MSEGradient = "exact"
     shuffle: bool = True
     drop_last: bool = False
-    train_metrics_divisor: str = "seen"
+    train_metrics_divisor: TrainMetricsDivisor = "seen"
 
     def __post_init__(self) -> None:
         self._require(
@@ -170,36 +218,22 @@ class MLPConfig(_Section):
             "hidden_sizes",
             "a non-empty list of positive widths",
         )
-        self._require(self.init in ("he", "uniform"), "init", "'he' or 'uniform'")
+        self._choice("init", INITS)
         self._require(self.init_scale > 0, "init_scale", "> 0")
-        self._require(self.loss in ("cross_entropy", "mse"), "loss", "'cross_entropy' or 'mse'")
-        self._require(
-            self.optimizer in ("sgd", "momentum", "adam"),
-            "optimizer",
-            "'sgd', 'momentum' or 'adam'",
-        )
+        self._choice("loss", LOSSES)
+        self._choice("optimizer", MLP_OPTIMIZERS)
         self._require(0.0 <= self.momentum < 1.0, "momentum", "a value in [0, 1)")
-        self._require(self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'")
-        self._require(self.rng in ("generator", "legacy"), "rng", "'generator' or 'legacy'")
-        self._require(self.relu_gate in ("input", "output"), "relu_gate", "'input' or 'output'")
-        self._require(
-            self.dropout_backward in ("masked", "unmasked"),
-            "dropout_backward",
-            "'masked' or 'unmasked'",
-        )
-        self._require(
-            self.mse_gradient in ("exact", "halved"), "mse_gradient", "'exact' or 'halved'"
-        )
+        self._choice("dtype", DTYPES)
+        self._choice("rng", RNG_KINDS)
+        self._choice("relu_gate", RELU_GATES)
+        self._choice("dropout_backward", DROPOUT_BACKWARDS)
+        self._choice("mse_gradient", MSE_GRADIENTS)
         self._require(
             self.mse_gradient == "exact" or self.loss == "mse",
             "mse_gradient",
             "'exact' unless mlp.loss is 'mse'",
         )
-        self._require(
-            self.train_metrics_divisor in ("seen", "train_size"),
-            "train_metrics_divisor",
-            "'seen' or 'train_size'",
-        )
+        self._choice("train_metrics_divisor", TRAIN_METRICS_DIVISORS)
 
 
 @dataclass(frozen=True)
@@ -236,8 +270,8 @@ class CNNConfig(_Section):
     filters: tuple[int, ...] = (32, 64)
     dense_units: int = 256
     dropout_rates: tuple[float, ...] = (0.25, 0.25, 0.5)
-    dropout_mode: str = "scale"
-    optimizer: str = "rmsprop"
+    dropout_mode: DropoutMode = "scale"
+    optimizer: CNNOptimizer = "rmsprop"
     rho: float = 0.9
     epsilon: float = 1e-8
     plateau_patience: int = 3
@@ -245,7 +279,7 @@ class CNNConfig(_Section):
     min_lr: float = 1e-5
     early_stopping_patience: int = 0
     augment_from_epoch: int = 1
-    rmsprop_epsilon: str = "inside_sqrt"
+    rmsprop_epsilon: RMSpropEpsilon = "inside_sqrt"
 
     def __post_init__(self) -> None:
         self._require(
@@ -259,12 +293,8 @@ class CNNConfig(_Section):
             "dropout_rates",
             "three rates in [0, 1)",
         )
-        self._require(
-            self.dropout_mode in ("scale", "set", "fixed"),
-            "dropout_mode",
-            "'scale', 'set' or 'fixed'",
-        )
-        self._require(self.optimizer in ("rmsprop", "adam"), "optimizer", "'rmsprop' or 'adam'")
+        self._choice("dropout_mode", DROPOUT_MODES)
+        self._choice("optimizer", CNN_OPTIMIZERS)
         self._require(0.0 <= self.rho < 1.0, "rho", "a value in [0, 1)")
         self._require(self.epsilon > 0, "epsilon", "> 0")
         self._require(self.plateau_patience >= 0, "plateau_patience", ">= 0")
@@ -272,11 +302,7 @@ class CNNConfig(_Section):
         self._require(self.min_lr >= 0, "min_lr", ">= 0")
         self._require(self.early_stopping_patience >= 0, "early_stopping_patience", ">= 0")
         self._require(self.augment_from_epoch >= 1, "augment_from_epoch", ">= 1")
-        self._require(
-            self.rmsprop_epsilon in ("inside_sqrt", "outside_sqrt"),
-            "rmsprop_epsilon",
-            "'inside_sqrt' or 'outside_sqrt'",
-        )
+        self._choice("rmsprop_epsilon", RMSPROP_EPSILONS)
 
     def effective_dropout_rates(self, dropout: float) -> tuple[float, float, float]:
         """The three rates after applying the top-level ``dropout`` as ``dropout_mode`` says."""
@@ -303,7 +329,7 @@ class TrainConfig(_Section):
         seed: Seeds weights, dropout masks, shuffling, augmentation and the validation split.
     """
 
-    model: str = "mlp"
+    model: Model = "mlp"
     lr: float = 0.001
     batch_size: int = 128
     epochs: int = 10
@@ -316,7 +342,7 @@ class TrainConfig(_Section):
     cnn: CNNConfig = field(default_factory=CNNConfig)
 
     def __post_init__(self) -> None:
-        self._require(self.model in MODELS, "model", f"one of {MODELS}")
+        self._choice("model", MODELS, listed=True)
         self._require(self.lr > 0, "lr", "> 0")
         self._require(self.batch_size >= 1, "batch_size", ">= 1")
         self._require(self.epochs >= 1, "epochs", ">= 1")
@@ -328,7 +354,7 @@ class TrainConfig(_Section):
             self._require(self.seed < 2**32, "seed", "< 2**32 with mlp.rng = 'legacy'")
 
     @property
-    def dtype(self) -> str:
+    def dtype(self) -> Dtype:
         """Floating dtype of the input images (the CNN always trains in float32)."""
         return self.mlp.dtype if self.model == "mlp" else "float32"
 
@@ -477,8 +503,8 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _from_dict(cls: type[_C], data: Mapping[str, Any], prefix: str) -> _C:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{prefix.rstrip('.')}: expected a table, got {data!r}")
+    name = prefix.rstrip(".")
+    fields.as_table(name, data, shown=name, expected=f"a table, got {data!r}")
     hints = _section_types(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key in data:
@@ -494,8 +520,17 @@ def _from_dict(cls: type[_C], data: Mapping[str, Any], prefix: str) -> _C:
     return cls(**kwargs)
 
 
+_COERCE: dict[type, Callable[[str, Any], Any]] = {
+    bool: fields.as_bool,
+    int: fields.as_int,
+    float: fields.as_float,
+    str: fields.as_str,  # a choice field too: __post_init__ checks it is one of the choices
+}
+
+
 def _coerce(name: str, value: Any, kind: Any) -> Any:
-    """Checks ``value`` against a field's annotation (bool is never an int here)."""
+    """Checks ``value`` against a field's annotation with the strict rules of
+    :mod:`mnist_models.fields` (a bool is never an int, a float always finite)."""
     args = typing.get_args(kind)
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -503,29 +538,10 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(name, value, inner)
     if typing.get_origin(kind) is tuple:
-        if not isinstance(value, (list, tuple)):
-            _fail(name, value, f"a list of {args[0].__name__}")
-        return tuple(_coerce(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
-    if kind is bool:
-        if not isinstance(value, bool):
-            _fail(name, value, "true or false")
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            _fail(name, value, "an integer")
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            _fail(name, value, "a number")
-        try:
-            number = float(value)
-        except OverflowError:  # an integer beyond the float range
-            number = math.inf
-        if not math.isfinite(number):
-            _fail(name, value, "a finite number")
-        return number
-    if kind is str:
-        if not isinstance(value, str):
-            _fail(name, value, "a string")
-        return value
+        items = fields.as_list(name, value, tuples=True, expected=f"a list of {args[0].__name__}")
+        return tuple(_coerce(f"{name}[{i}]", v, args[0]) for i, v in enumerate(items))
+    if typing.get_origin(kind) is typing.Literal:  # a choice: a string here, checked against
+        return fields.as_str(name, value)  # its choices (with their message) in __post_init__
+    if kind in _COERCE:
+        return _COERCE[kind](name, value)
     raise TypeError(f"unsupported config annotation {kind!r} for {name}")  # programming error

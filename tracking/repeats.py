@@ -20,7 +20,8 @@ from mnist_models.data import Splits
 from mnist_models.stats import Summary, summarise
 from mnist_models.training import TrainResult
 from tracking.figures import repeats_curves_figure
-from tracking.run_logger import RunLogger, ended, train_and_end
+from tracking.logged_training import ended, train_and_end
+from tracking.run_logger import RunLogger
 from tracking.runs import Tracker
 
 SUMMARISED = ("val_accuracy", "test_accuracy")  # the final metrics given with their spread
@@ -207,7 +208,7 @@ def run_repeats(
 ) -> tuple[RunLogger, list[RepeatRecord]]:
     """Starts the configuration's run ``name`` (nested under ``parent_run_id`` if given),
     trains the repeats under it (:func:`train_repeats`) and ends it: FINISHED, or KILLED or
-    FAILED as :func:`tracking.run_logger.ended` says.
+    FAILED as :func:`tracking.logged_training.ended` says.
 
     Returns:
         The ended run (tags can still be set on it) and the repeats' records.

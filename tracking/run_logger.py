@@ -6,15 +6,20 @@ runs can be written from one process.
 
 Tracking never costs a result: when the store fails (a server gone, a disk full) after
 MLflow's own retries, the run logger warns once with the run's id, stops writing to that run
-and lets training finish, so a sweep still records the trial's value in Optuna.
+and lets training finish, so a sweep still records the trial's value in Optuna (the policy is
+:mod:`tracking.failures`).
+
+A run logger is also the :class:`~mnist_models.trainers.ModelSink` a trainer hands its model
+to (:meth:`RunLogger.log_model`): it logs whatever MLflow flavour the trainer names, so this
+module names no model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import math
-import signal
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,57 +38,17 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from mnist_models.callbacks import Callback, EpochResult
 from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
-from mnist_models.training import TrainResult, train
+from mnist_models.training import TrainResult
+from tracking.failures import (
+    TRACKING_ERRORS,
+    TrackingUnavailableWarning,
+    tracking_failure,
+    with_lock_retries,
+)
 from tracking.figures import confusion_matrix_figure, curves_figure, misclassified_figure
-from tracking.redact import redact_text
 
 _MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
-# What a tracking store raises when it cannot write (HTTP errors are OSErrors); anything else
-# is a bug and propagates.
-TRACKING_ERRORS: tuple[type[Exception], ...] = (MlflowException, OSError)
 _T = TypeVar("_T")
-
-
-class TrackingUnavailableWarning(UserWarning):
-    """The tracking store failed; the run named in the message is incomplete."""
-
-
-_LOCK_WAITS_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # between attempts, each waiting up to 20 s itself
-
-
-def with_lock_retries(call: Callable[[], _T]) -> _T:
-    """Runs ``call``, retrying with backoff what concurrent writers cause and a retry cures.
-
-    * A locked SQLite store: several workers write one file, and on a loaded machine a writer
-      can hold the lock beyond the 20 s MLflow's store waits for it (transient, like a 503).
-    * MLflow's SQL store records a dataset by looking it up, then inserting it: two workers
-      logging the same dataset at the same instant both insert, and one gets a UNIQUE
-      violation. A retry finds the row the other wrote.
-    """
-    for wait in (*_LOCK_WAITS_S, None):
-        try:
-            return call()
-        except MlflowException as exc:
-            if wait is None or not _cured_by_retry(str(exc)):
-                raise
-            time.sleep(wait)
-    raise AssertionError("unreachable")
-
-
-def _cured_by_retry(message: str) -> bool:
-    if "database is locked" in message:
-        return True
-    return "UNIQUE constraint failed: datasets." in message or (
-        "duplicate key" in message and "datasets" in message  # the same race on PostgreSQL
-    )
-
-
-def tracking_failure(what: str, exc: BaseException) -> str:
-    """One line, credentials redacted: ``log_epoch: ConnectionError: ...``."""
-    # SQLAlchemy may open with a note on autoflush; the cause is the next line.
-    lines = [line for line in str(exc).splitlines() if line.strip()] or [""]
-    cause = next((line for line in lines if not line.startswith("(raised as a result")), lines[0])
-    return redact_text(f"{what}: {type(exc).__name__}: {cause.strip()}")[:500]
 
 
 class RunLogger:
@@ -266,47 +231,57 @@ class RunLogger:
         """Logs a matplotlib figure as an image artifact."""
         self._write(path, lambda: self.client.log_figure(self.id, figure, path))
 
-    def log_keras_model(
+    def log_model(
         self,
+        flavor: str,
         model: Any,
         example: np.ndarray,
-        outputs: np.ndarray | None = None,
+        outputs: np.ndarray,
+        pip_requirements: Sequence[str] = (),
         name: str = "model",
     ) -> None:
-        """Logs a Keras model with MLflow's Keras flavour (MLflow 3 ``name=`` API) on this run.
+        """Logs ``model`` with MLflow's ``flavor`` flavour (MLflow 3 ``name=`` API) on this run.
 
-        The flavour only writes through the fluent API, so the run is resumed for the call with
+        Called by a trainer's ``log_model`` hook (see :class:`mnist_models.trainers.ModelSink`).
+        The flavours only write through the fluent API, so the run is resumed for the call with
         the tracking URI of this logger, and the caller's fluent state is restored after.
 
         Args:
-            model: The Keras model.
+            flavor: The MLflow flavour, a module of ``mlflow`` (``"keras"`` for
+                ``mlflow.keras``).
+            model: The model.
             example: A few inputs, for the signature.
-            outputs: The model's outputs for ``example`` when the caller has them (a predict
-                call here traces a new function: a tenth of a second or more per trial).
+            outputs: The model's outputs for ``example`` (given, not predicted here: a predict
+                call traces a new function, a tenth of a second or more per trial).
+            pip_requirements: Declared, not inferred: inference re-imports the model in a
+                subprocess.
             name: The artifact path of the model.
         """
-        write = partial(self._log_keras_model, model, example, outputs, name)
+        write = partial(
+            self._log_model, flavor, model, example, outputs, list(pip_requirements), name
+        )
         self.flush()
-        self._write("keras model", write)
+        self._write(f"{flavor} model", write)
 
-    def _log_keras_model(
-        self, model: Any, example: np.ndarray, outputs: np.ndarray | None, name: str
+    def _log_model(
+        self,
+        flavor: str,
+        model: Any,
+        example: np.ndarray,
+        outputs: np.ndarray,
+        pip_requirements: list[str],
+        name: str,
     ) -> None:
-        import keras
         import mlflow
-        import mlflow.keras
         from mlflow.models import infer_signature
 
+        flavour = importlib.import_module(f"mlflow.{flavor}")
         with fluent_tracking_uri(self.client.tracking_uri), mlflow.start_run(run_id=self.id):
-            if outputs is None:
-                outputs = model.predict(example, verbose=0)
-            signature = infer_signature(example, outputs)
-            mlflow.keras.log_model(
+            flavour.log_model(
                 model,
                 name=name,
-                signature=signature,
-                # Declared, not inferred: inference re-imports the model in a subprocess.
-                pip_requirements=[f"keras=={keras.__version__}"],
+                signature=infer_signature(example, outputs),
+                pip_requirements=pip_requirements,
             )
         self.client.update_run(self.id, status="RUNNING")  # the caller ends the run
 
@@ -356,41 +331,6 @@ def _dataset_entity(dataset: Dataset) -> DatasetEntity:
     )
 
 
-def train_logged(
-    run: RunLogger,
-    config: TrainConfig,
-    splits: Splits,
-    callbacks: Sequence[Callback] = (),
-) -> TrainResult:
-    """Trains ``config`` while logging config, dataset, every epoch and the result to ``run``.
-
-    The run is left open: the caller decides its final status (finished, pruned, failed).
-    """
-    run.log_config(config)
-    run.log_dataset(splits)
-    result = train(config, splits, [run.epoch_callback(), *callbacks])
-    run.log_result(result)
-    if config.model == "cnn":
-        # The test scores are the model's outputs for these images: no predict call to trace.
-        run.log_keras_model(result.model, splits.x_test[:2, ..., None], result.test.scores[:2])
-    return result
-
-
-def train_and_end(
-    run: RunLogger,
-    config: TrainConfig,
-    splits: Splits,
-    callbacks: Sequence[Callback] = (),
-) -> TrainResult:
-    """:func:`train_logged`, then ends ``run``: FINISHED, KILLED on Ctrl-C, FAILED otherwise.
-
-    For single runs (``train``, ``reproduce``); sweep trials end their runs themselves, since
-    a pruned trial is neither finished nor failed.
-    """
-    with ended(run):
-        return train_logged(run, config, splits, callbacks)
-
-
 @contextlib.contextmanager
 def fluent_tracking_uri(uri: str) -> Iterator[None]:
     """Points MLflow's fluent API at ``uri`` for the block, then leaves it exactly as before.
@@ -409,30 +349,3 @@ def fluent_tracking_uri(uri: str) -> Iterator[None]:
         yield
     finally:
         mlflow.set_tracking_uri(before)  # None unsets the variable again
-
-
-@contextlib.contextmanager
-def ended(run: RunLogger) -> Iterator[RunLogger]:
-    """Ends ``run`` when the block ends: FINISHED, KILLED on Ctrl-C (or a stop signal, with
-    its reason), FAILED on any other error."""
-    status = "FAILED"
-    try:
-        yield run
-        status = "FINISHED"
-    except KeyboardInterrupt as exc:
-        status = "KILLED"
-        run.set_tags({"failure_reason": interrupt_reason(exc)})
-        raise
-    finally:
-        run.end(status)
-
-
-def interrupt_reason(interrupt: KeyboardInterrupt) -> str:
-    """``interrupted`` (Ctrl-C), or ``interrupted by SIGTERM`` for a stop sent by a signal
-    (an exception carrying ``signum``, as ``sweeps.engine.signals.Interrupted`` does)."""
-    signum = getattr(interrupt, "signum", signal.SIGINT)
-    return (
-        "interrupted"
-        if signum == signal.SIGINT
-        else f"interrupted by {signal.Signals(signum).name}"
-    )

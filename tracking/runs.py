@@ -15,19 +15,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
-from mlflow import MlflowClient
+from mlflow import MlflowClient, get_tracking_uri
 from mlflow.entities import ViewType
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from mnist_models.errors import ConfigError
-from tracking.redact import redact_url
-from tracking.run_logger import (
+from tracking.failures import (
     TRACKING_ERRORS,
-    RunLogger,
     TrackingUnavailableWarning,
     tracking_failure,
     with_lock_retries,
 )
+from tracking.redact import redact_url
+from tracking.run_logger import RunLogger
 from tracking.views import KIND_TAG, MODEL_TRAINING
 
 
@@ -130,6 +130,28 @@ class Tracker:
             order_by=["attributes.start_time ASC"],
         )
         return [run.info.run_id for run in runs]
+
+
+def open_existing_store(
+    tracking_uri: str | None, missing: str = "no such MLflow store"
+) -> tuple[str, MlflowClient]:
+    """A client of an existing tracking store: a missing SQLite file is refused, not created.
+
+    Args:
+        tracking_uri: Any MLflow tracking URI; ``None`` is MLflow's own default.
+        missing: What the error says of a missing SQLite file (``{path}``: the file).
+
+    Returns:
+        The URI and a client of its store.
+
+    Raises:
+        ConfigError: ``--tracking-uri '<URI>': <missing>`` for a SQLite file that does not exist.
+    """
+    uri = tracking_uri or get_tracking_uri()
+    database = _sqlite_file(uri) if uri.startswith("sqlite:///") else None
+    if database is not None and not database.is_file():
+        raise ConfigError(f"--tracking-uri {redact_url(uri)!r}: {missing.format(path=database)}")
+    return uri, MlflowClient(tracking_uri=uri)
 
 
 def check_server(tracking_uri: str, timeout: float = 10.0) -> None:

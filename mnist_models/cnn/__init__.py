@@ -1,7 +1,7 @@
 """The Keras 3 CNN: backend-agnostic model, fused augmentation, trainer.
 
-Importing this package imports Keras; :func:`mnist_models.training.make_trainer` does so only
-when a config asks for ``model = "cnn"``.
+Importing this package imports Keras; the trainer registry (:mod:`mnist_models.trainers`)
+does so only when a config asks for ``model = "cnn"``.
 """
 
 import os

@@ -7,7 +7,7 @@ project's per-epoch event and stops ``fit`` when a subscriber (pruning) asks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -16,7 +16,10 @@ from mnist_models.cnn.augment import RandomAffine
 from mnist_models.cnn.model import build_cnn, build_optimizer
 from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
-from mnist_models.training import EpochEnd, Trainer
+from mnist_models.trainers import EpochEnd, ModelSink, Trainer, register_trainer
+
+if TYPE_CHECKING:
+    from mnist_models.training import TrainResult
 
 _PREDICT_BATCH = 1024
 
@@ -58,6 +61,7 @@ def release_traced_custom_gradients() -> int:
     return len(stale)
 
 
+@register_trainer("cnn")
 class CNNTrainer(Trainer):
     """Trains :func:`build_cnn`; augmentation is a training-only front layer that the logged
     model does not contain, so validation, test and reloaded models never see it."""
@@ -127,6 +131,19 @@ class CNNTrainer(Trainer):
         probs = self._net.predict(_channels(images), batch_size=_PREDICT_BATCH, verbose=0)
         picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
         return float(-np.log(picked).mean()), probs
+
+    @classmethod
+    def log_model(cls, result: TrainResult, sink: ModelSink) -> None:
+        """Keeps the Keras model (without the augmentation front) in Keras's format."""
+        sink.log_model(
+            "keras",
+            result.model,
+            result.splits.x_test[:2, ..., None],
+            # The test scores are the model's outputs for these images: no predict to trace.
+            result.test.scores[:2],
+            # Declared, not inferred: inference re-imports the model in a subprocess.
+            pip_requirements=[f"keras=={keras.__version__}"],
+        )
 
 
 def schedule_callbacks(config: TrainConfig, has_val: bool) -> list[keras.callbacks.Callback]:

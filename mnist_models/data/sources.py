@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mnist_models import fields
+from mnist_models.choices import DATASETS, Dataset
 from mnist_models.data.idx import IDX_KINDS, decompress, is_gzip, parse_idx, read_bytes
-from mnist_models.errors import ConfigError, DataError
+from mnist_models.errors import DataError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
-
-DATASETS = ("auto", "mnist", "sample")
 
 
 @dataclass(frozen=True)
@@ -470,7 +470,7 @@ def load_sample() -> MnistData:
 
 def load_mnist(
     data_dir: str | Path | None = None,
-    dataset: str = "auto",
+    dataset: Dataset = "auto",
     download: bool = True,
     mirrors: Sequence[str] | None = None,
 ) -> MnistData:
@@ -495,8 +495,7 @@ def load_mnist(
         DataError: A corrupt or mismatched file anywhere (corruption never falls back), or
             full MNIST not found with ``dataset="mnist"``.
     """
-    if dataset not in DATASETS:
-        raise ConfigError(f"dataset={dataset!r}: expected one of {DATASETS}")
+    fields.as_choice("dataset", dataset, DATASETS)
     if dataset == "sample":
         return load_sample()
     tried: list[str] = []

@@ -7,11 +7,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from mnist_models import fields
+from mnist_models.choices import DTYPES, Dtype
 from mnist_models.config import DataConfig
 from mnist_models.data.sources import DatasetInfo, MnistData
-from mnist_models.errors import ConfigError, DataError
-
-DTYPES = ("float32", "float64")
+from mnist_models.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Splits:
     digest: str
 
 
-def make_splits(data: MnistData, config: DataConfig, seed: int, dtype: str = "float32") -> Splits:
+def make_splits(data: MnistData, config: DataConfig, seed: int, dtype: Dtype = "float32") -> Splits:
     """Slices and splits ``data`` as ``config`` says.
 
     Takes the first ``train_size`` training images (in their original order, so a small
@@ -65,8 +65,7 @@ def make_splits(data: MnistData, config: DataConfig, seed: int, dtype: str = "fl
         ConfigError: ``dtype`` is not float32 or float64.
         DataError: ``train_size`` or ``test_size`` exceed what ``data`` holds.
     """
-    if dtype not in DTYPES:
-        raise ConfigError(f"dtype={dtype!r}: expected one of {DTYPES}")
+    fields.as_choice("dtype", dtype, DTYPES)
     n_available, n_test_available = len(data.y_train), len(data.y_test)
     n = n_available if config.train_size is None else config.train_size
     n_test = n_test_available if config.test_size is None else config.test_size

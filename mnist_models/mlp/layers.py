@@ -15,10 +15,16 @@ from typing import TypeAlias
 
 import numpy as np
 
-DTYPES = ("float32", "float64")
-INITS = ("he", "uniform")
-RELU_GATES = ("input", "output")
-DROPOUT_BACKWARDS = ("masked", "unmasked")
+from mnist_models.choices import (
+    DROPOUT_BACKWARDS,
+    DTYPES,
+    INITS,
+    RELU_GATES,
+    DropoutBackward,
+    Dtype,
+    Init,
+    ReluGate,
+)
 
 # A modern Generator, or numpy's legacy RandomState (the stream ``np.random.seed`` drives),
 # which faithful mode uses to re-draw the exact weights and masks of old numpy code.
@@ -68,7 +74,7 @@ class Layer(ABC):
         return []
 
 
-def _check_dtype(dtype: str) -> np.dtype:
+def _check_dtype(dtype: Dtype) -> np.dtype:
     if dtype not in DTYPES:
         raise ValueError(f"{dtype=} must be one of {DTYPES}")
     return np.dtype(dtype)
@@ -102,10 +108,10 @@ class Linear(Layer):
         out_features: int,
         *,
         bias: bool = True,
-        init: str = "he",
+        init: Init = "he",
         init_scale: float = 0.1,
         rng: RNG,
-        dtype: str = "float32",
+        dtype: Dtype = "float32",
     ) -> None:
         if in_features < 1:
             raise ValueError(f"{in_features=} must be >= 1")
@@ -170,7 +176,7 @@ class ReLU(Layer):
             to the activation computes it; it always holds, so the gradient is never gated).
     """
 
-    def __init__(self, gate: str = "input") -> None:
+    def __init__(self, gate: ReluGate = "input") -> None:
         if gate not in RELU_GATES:
             raise ValueError(f"{gate=} must be one of {RELU_GATES}")
         self.gate = gate
@@ -203,7 +209,7 @@ class Dropout(Layer):
             whose masking of the gradient never took effect).
     """
 
-    def __init__(self, rate: float, rng: RNG, backward: str = "masked") -> None:
+    def __init__(self, rate: float, rng: RNG, backward: DropoutBackward = "masked") -> None:
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"{rate=} must be in [0, 1)")
         if backward not in DROPOUT_BACKWARDS:

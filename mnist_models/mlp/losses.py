@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-MSE_GRADIENTS = ("exact", "halved")
+from mnist_models.choices import MSE_GRADIENTS, MSEGradient
 
 
 class Loss(ABC):
@@ -48,7 +48,7 @@ class MSE(Loss):
             batch size, which is the gradient of half the loss; the value is unchanged).
     """
 
-    def __init__(self, gradient: str = "exact") -> None:
+    def __init__(self, gradient: MSEGradient = "exact") -> None:
         if gradient not in MSE_GRADIENTS:
             raise ValueError(f"{gradient=} must be one of {MSE_GRADIENTS}")
         self.gradient = gradient

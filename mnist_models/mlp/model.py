@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from mnist_models.choices import LOSSES, MLP_OPTIMIZERS
 from mnist_models.config import TrainConfig
+from mnist_models.fields import spelled_out
 from mnist_models.mlp.layers import RNG, Dropout, Layer, Linear, Parameter, ReLU, Sequential
 from mnist_models.mlp.losses import MSE, Loss, SoftmaxCrossEntropy
 from mnist_models.mlp.optimizers import SGD, Adam, Optimizer
@@ -54,7 +56,7 @@ def build_loss(config: TrainConfig) -> Loss:
         return SoftmaxCrossEntropy()
     if config.mlp.loss == "mse":
         return MSE(config.mlp.mse_gradient)
-    raise ValueError(f"{config.mlp.loss=} must be 'cross_entropy' or 'mse'")
+    raise ValueError(f"{config.mlp.loss=} must be {spelled_out(LOSSES)}")
 
 
 def build_optimizer(
@@ -77,4 +79,4 @@ def build_optimizer(
         return SGD(params, config.lr, momentum=config.mlp.momentum)
     if name == "adam":
         return Adam(params, config.lr)
-    raise ValueError(f"{config.mlp.optimizer=} must be 'sgd', 'momentum' or 'adam'")
+    raise ValueError(f"{config.mlp.optimizer=} must be {spelled_out(MLP_OPTIMIZERS)}")

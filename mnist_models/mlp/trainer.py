@@ -11,11 +11,12 @@ from mnist_models.mlp.augment import augment_batch
 from mnist_models.mlp.layers import RNG, Sequential
 from mnist_models.mlp.model import build_loss, build_mlp, build_optimizer
 from mnist_models.mlp.per_sample import PerSampleSGD, applies
-from mnist_models.training import Trainer
+from mnist_models.trainers import Trainer, register_trainer
 
 _EVAL_CHUNK = 8192  # rows scored at once: bounds memory on 60k-image sets
 
 
+@register_trainer("mlp")
 class MLPTrainer(Trainer):
     """Trains :func:`build_mlp` with per-epoch shuffling from a seeded ``Generator``.
 

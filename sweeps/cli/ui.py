@@ -9,33 +9,34 @@ import mlflow
 from mlflow import MlflowClient
 
 from mnist_models.errors import ConfigError
+from sweeps.cli.common import tracking_uri_parser
 from sweeps.console import console
 from sweeps.store.storage import local_path, redact_url
 from tracking.server import MlflowServer
 from tracking.views import experiment_url
 
-
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds ``mnist-sweep ui`` to the CLI's subcommands."""
-    ui = commands.add_parser(
-        "ui",
-        help="browse the sweeps in the MLflow UI (Ctrl-C stops it)",
-        description="Start the MLflow UI on the tracking store the sweeps write to, print the "
-        "URL of each experiment, and stop every process it started on Ctrl-C, SIGTERM or "
-        "SIGHUP (exit code 128 + signal), or when this command is killed.",
-    )
-    ui.add_argument(
-        "--tracking-uri",
-        metavar="URI",
-        help="the sweeps' MLflow store (default: MLflow's local sqlite:///mlflow.db)",
-    )
-    ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback)")
-    ui.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
-    ui.set_defaults(handler=cmd_ui)
+HELP = "browse the sweeps in the MLflow UI (Ctrl-C stops it)"
+DESCRIPTION = (
+    "Start the MLflow UI on the tracking store the sweeps write to, print the URL of each "
+    "experiment, and stop every process it started on Ctrl-C, SIGTERM or SIGHUP (exit code "
+    "128 + signal), or when this command is killed."
+)
+PARENTS = (tracking_uri_parser(),)
+AFTER_STOP = "the MLflow UI is stopped"
 
 
-def cmd_ui(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
-    """Serves until Ctrl-C (or until ``stop`` is set, for tests)."""
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds where the UI listens."""
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback)")
+    parser.add_argument("--port", type=int, default=5000, help="port to listen on (default: 5000)")
+
+
+def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    """Serves until Ctrl-C (or until ``stop`` is set, for tests).
+
+    Raises:
+        ConfigError: For a bad ``--port``, or a store that is not an existing SQLite file.
+    """
     uri = args.tracking_uri or mlflow.get_tracking_uri()
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: expected 1-65535")

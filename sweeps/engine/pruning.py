@@ -9,9 +9,10 @@ from typing import Protocol
 import optuna
 
 from mnist_models.callbacks import Callback, EpochResult, StopTraining
+from sweeps.spec.sweep_file import PRUNERS, Pruner
 
 
-def make_pruner(name: str) -> optuna.pruners.BasePruner:
+def make_pruner(name: Pruner) -> optuna.pruners.BasePruner:
     """``median`` waits for 3 finished trials and 1 epoch; ``hyperband`` is Optuna's default;
     ``wilcoxon`` compares a trial's repeats with the best trial's, pair by pair.
 
@@ -29,7 +30,7 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
             return optuna.pruners.WilcoxonPruner(p_threshold=0.1)
     if name == "none":
         return optuna.pruners.NopPruner()
-    raise ValueError(f"{name=} must be one of 'none', 'median', 'hyperband', 'wilcoxon'")
+    raise ValueError(f"{name=} must be one of {', '.join(map(repr, PRUNERS))}")
 
 
 class Reportable(Protocol):

@@ -36,11 +36,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.engine.recovery import RETRY_OF_ATTR
 from sweeps.spec.space import SearchSpace
+from sweeps.spec.sweep_file import SAMPLERS, Sampler  # SAMPLERS re-exported for the CLI
 
-SAMPLERS = ("tpe", "random", "qmc", "cmaes", "grid")
 
-
-def make_sampler(name: str, seed: int, space: SearchSpace) -> DrawSeededSampler:
+def make_sampler(name: Sampler, seed: int, space: SearchSpace) -> DrawSeededSampler:
     """The study's sampler ``name`` (one of :data:`SAMPLERS`), seeded per draw.
 
     Args:

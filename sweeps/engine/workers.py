@@ -29,7 +29,7 @@ from sweeps.engine.signals import exit_code, stopping_on_signals, when_parent_di
 from sweeps.results.summary import finish
 from sweeps.spec.sweep_file import SweepConfig
 from sweeps.store.keys import CONFIG_ATTR, SAMPLER_ATTR, TRACKING_ATTR
-from sweeps.store.storage import local_path, open_storage, redact_url, storage_kind
+from sweeps.store.storage import load_existing_study, open_existing_storage
 from tracking import Tracker
 
 
@@ -49,19 +49,14 @@ def join_study(settings: SweepSettings, summarise: bool = True) -> optuna.Study:
         ConfigError: The storage or study does not exist, or MLflow settings are missing.
     """
     storage = settings.storage or ""
-    storage_kind(storage)
-    path = local_path(storage)
-    if path is not None and not path.exists():
-        raise ConfigError(f"--storage {redact_url(storage)!r}: no such file")
     dead_trials = DeadTrialHandler()
-    optuna_storage = open_storage(storage, dead_trials)
-    try:
-        study = optuna.load_study(study_name=settings.study, storage=optuna_storage)
-    except KeyError:
-        raise ConfigError(
-            f"--study {settings.study!r}: no such study in {redact_url(storage)!r}; "
-            "create it with `mnist-sweep sweep --study ...`"
-        ) from None
+    optuna_storage = open_existing_storage(storage, dead_trials)
+    study = load_existing_study(
+        settings.study,
+        storage,
+        optuna_storage,
+        hint="create it with `mnist-sweep sweep --study ...`",
+    )
     stored = study.user_attrs.get(CONFIG_ATTR)
     if stored is None:
         raise ConfigError(f"--study {settings.study!r} was not created by mnist-sweep")
@@ -175,55 +170,3 @@ def _worker_main(settings: SweepSettings, threads: int) -> None:
     except KeyboardInterrupt as exc:
         # The trial's run is closed as KILLED; the parent reports the interrupt.
         sys.exit(exit_code(exc))
-
-
-def register(commands: Any) -> None:
-    """Adds ``mnist-sweep worker`` to the CLI's sub-commands."""
-    worker = commands.add_parser(
-        "worker",
-        help="join an existing study and run its trials (any host)",
-        description="Join a study created by `mnist-sweep sweep` and run trials until it holds "
-        "its number of finished trials. The config comes from the study itself; start as many "
-        "workers, on as many hosts, as the storage and tracking server can reach.",
-    )
-    worker.add_argument("--study", required=True, metavar="NAME", help="the study to join")
-    worker.add_argument(
-        "--storage",
-        required=True,
-        metavar="URL",
-        help="the study's Optuna storage (postgresql://..., mysql://..., sqlite:///file.db)",
-    )
-    worker.add_argument(
-        "--trials", type=int, metavar="N", help="override the study's finished-trial target"
-    )
-    worker.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S s")
-    worker.add_argument(
-        "--tracking-uri",
-        metavar="URI",
-        help="MLflow tracking URI (default: the one the study was created with)",
-    )
-    worker.add_argument("--experiment", metavar="NAME", help="default: the study's experiment")
-    worker.add_argument("--data-dir", metavar="DIR", help="folder of the four MNIST IDX files")
-    worker.add_argument(
-        "--trial-process", action="store_true", help="train each trial in a fresh process"
-    )
-    worker.set_defaults(handler=_cmd_worker)
-
-
-def _cmd_worker(args: Any) -> int:
-    if args.trials is not None and args.trials < 1:
-        raise ConfigError(f"--trials {args.trials}: expected >= 1")
-    settings = SweepSettings(
-        study=args.study,
-        storage=args.storage,
-        tracking_uri=args.tracking_uri,
-        experiment=args.experiment,
-        trials=args.trials,
-        timeout=args.timeout,
-        data_dir=args.data_dir,
-        trial_process=args.trial_process,
-    )
-    study = join_study(settings)
-    finished = [t for t in study.trials if t.state.is_finished() and t.value is not None]
-    console.print(f"worker done: study {study.study_name} holds {len(finished)} finished trials")
-    return 0

@@ -9,13 +9,13 @@ the way the report did and compares them digit by digit.
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
+from mnist_models import fields
 from mnist_models.config import TrainConfig, read_toml
 from mnist_models.errors import ConfigError
 from mnist_models.stats import CONFIDENCE, prediction_interval, summarise
@@ -29,13 +29,37 @@ EXACT, WITHIN, DIFFERS, NOT_REPRODUCIBLE = (
     "not reproducible",
 )
 INSIDE, OUTSIDE = "inside the spread", "outside the spread"
-FORMATS = ("grokking", "keras")
-# Each field of an entry and the kind of value it takes (checked like a config: a bool is
-# never a number, a number never a string).
-_KINDS = {
-    "id": "str", "part": "part", "section": "str", "wording": "str", "note": "str",
-    "reproducible": "bool", "reason": "str", "tolerance": "tolerance", "headline": "str",
-    "format": "str", "reported": "table", "config": "table", "corrected": "table",
+# How the report printed its figures (see ReportedRun.format).
+Format = Literal["grokking", "keras"]
+FORMATS: tuple[Format, ...] = get_args(Format)
+
+
+def _part(name: str, value: Any, source: str) -> int:
+    return fields.as_int(name, value, low=1, expected="an integer >= 1", source=source)
+
+
+def _tolerance(name: str, value: Any, source: str) -> float:
+    return fields.as_float(name, value, low=0.0, expected="a finite number >= 0", source=source)
+
+
+def _str(name: str, value: Any, source: str) -> str:
+    return fields.as_str(name, value, source=source)
+
+
+def _bool(name: str, value: Any, source: str) -> bool:
+    return fields.as_bool(name, value, source=source)
+
+
+def _table(name: str, value: Any, source: str) -> Mapping[str, Any]:
+    return fields.as_table(name, value, source=source)
+
+
+# Each field of an entry and its check (the strict rules of mnist_models.fields, as a config's:
+# a bool is never a number, a number never a string).
+_KINDS: dict[str, Callable[[str, Any, str], Any]] = {
+    "id": _str, "part": _part, "section": _str, "wording": _str, "note": _str,
+    "reproducible": _bool, "reason": _str, "tolerance": _tolerance, "headline": _str,
+    "format": _str, "reported": _table, "config": _table, "corrected": _table,
 }  # fmt: skip
 
 
@@ -62,7 +86,7 @@ class ReportedRun:
     wording: str
     note: str
     headline: str
-    format: str
+    format: Format
     reported: dict[str, str]
     config: TrainConfig
     corrected: dict[str, Any] = field(default_factory=dict)
@@ -83,20 +107,17 @@ class ReportedRun:
         for name in ("id", "section", "wording", "reported", "config"):
             if name not in document:
                 raise ConfigError(f"{source}: missing field {name!r}")
-        values = {name: _checked(source, name, value) for name, value in document.items()}
+        values = {name: _KINDS[name](name, value, source) for name, value in document.items()}
         reported = values["reported"]
         for figure, printed in reported.items():
-            if not isinstance(printed, str):  # a float would lose the digits as printed
-                raise ConfigError(
-                    f"{source}: reported.{figure}={printed!r}: expected a string, "
-                    "the figure exactly as printed"
-                )
+            # A float would lose the digits as printed.
+            expected = "a string, the figure exactly as printed"
+            fields.as_str(f"reported.{figure}", printed, expected=expected, source=source)
         headline = values.get("headline", "test_accuracy")
         if headline not in reported:
             raise ConfigError(f"{source}: headline {headline!r} is not among [reported] figures")
         fmt = values.get("format", "grokking")
-        if fmt not in FORMATS:
-            raise ConfigError(f"{source}: format {fmt!r}: expected one of {FORMATS}")
+        fields.as_choice("format", fmt, FORMATS, source=source, shown=f"format {fmt!r}")
         config = TrainConfig.from_dict(values["config"], source=f"{source} [config]")
         corrected = dict(values.get("corrected", {}))
         config.replace(corrected, source=f"{source} [corrected]")  # validated now, not mid-run
@@ -113,7 +134,7 @@ class ReportedRun:
             corrected=corrected,
             reproducible=values.get("reproducible", True),
             reason=values.get("reason", ""),
-            tolerance=float(values.get("tolerance", 0.0)),
+            tolerance=values.get("tolerance", 0.0),
         )
 
     @classmethod
@@ -127,28 +148,6 @@ class ReportedRun:
     def corrected_config(self) -> TrainConfig:
         """The same run with every faithful-mode switch off."""
         return self.config.replace(self.corrected, source=f"{self.id} [corrected]")
-
-
-def _checked(source: str, name: str, value: Any) -> Any:
-    """``value`` if it is of field ``name``'s kind, else a one-line :class:`ConfigError`."""
-    kind = _KINDS[name]
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "str":
-        ok, expected = isinstance(value, str), "a string"
-    elif kind == "bool":
-        ok, expected = isinstance(value, bool), "true or false"
-    elif kind == "part":
-        ok, expected = number and isinstance(value, int) and value >= 1, "an integer >= 1"
-    elif kind == "tolerance":
-        # NaN and infinity fail the comparison; unlike math.isfinite, it cannot overflow on a
-        # 400-digit integer.
-        ok = number and 0 <= value <= sys.float_info.max
-        expected = "a finite number >= 0"
-    else:
-        ok, expected = isinstance(value, Mapping), "a table"
-    if not ok:
-        raise ConfigError(f"{source}: {name}={value!r}: expected {expected}")
-    return value
 
 
 def registry() -> dict[str, ReportedRun]:
@@ -179,7 +178,7 @@ def select(ids: str) -> list[ReportedRun]:
     return chosen
 
 
-def printed_figures(result: TrainResult, style: str) -> dict[str, str]:
+def printed_figures(result: TrainResult, style: Format) -> dict[str, str]:
     """The figures of a finished run printed the way the report printed them."""
     last = result.history[-1]
     if style == "keras":

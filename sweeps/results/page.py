@@ -21,12 +21,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_models.stats import CONFIDENCE, Summary
-from sweeps.results.best import sampler_name
 from sweeps.results.report import (
     INTERVAL_COLUMNS,
     draw_study_figures,
     trial_rows,
 )
+from sweeps.results.studies import sampler_name
 from sweeps.spec.sweep_file import OBJECTIVE
 from sweeps.store.keys import CONFIG_ATTR, TARGET_ATTR, TEST_REPEATS_ATTR, TRACKING_ATTR
 from sweeps.store.ranking import trial_summary, value_text

@@ -6,7 +6,6 @@ whole study on one page. A sweep logs it when it ends; ``mnist-sweep report`` lo
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -17,7 +16,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import optuna
 from mlflow import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
@@ -26,11 +24,12 @@ from mnist_models.errors import ConfigError
 from mnist_models.stats import Summary, summarise
 from sweeps.console import console
 from sweeps.spec.sweep_file import OBJECTIVE
-from sweeps.store.keys import CONFIG_ATTR, TEST_REPEATS_ATTR, TRACKING_ATTR
+from sweeps.store.keys import CONFIG_ATTR, TEST_REPEATS_ATTR
 from sweeps.store.ranking import top_trials, trial_summary
-from sweeps.store.storage import default_storage, local_path, open_storage, redact_url, storage_kind
+from sweeps.store.storage import redact_url
 from tracking import Tracker
 from tracking.figures import intervals_figure
+from tracking.runs import open_existing_store
 
 FOLDER = "study"
 PLOTS = ("optimization_history", "param_importances", "parallel_coordinate", "intermediate_values")
@@ -250,103 +249,14 @@ def _save_figure(path: Path, title: str, size: Size, draw: Callable[[], Any]) ->
             plt.close(number)
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds ``mnist-sweep report`` to the CLI's subcommands."""
-    report = commands.add_parser(
-        "report",
-        help="log a study's plots and trials table to its MLflow parent run",
-        description="Draw the study's Optuna plots and trials table and log them under study/ "
-        "on its MLflow parent run (a sweep does this when it ends).",
-    )
-    report.add_argument("--study", required=True, metavar="NAME", help="study name")
-    report.add_argument(
-        "--storage",
-        metavar="URL",
-        help="Optuna storage of the study (default: sqlite:///optuna.db in the working folder)",
-    )
-    report.add_argument(
-        "--tracking-uri",
-        metavar="URI",
-        help="MLflow tracking URI (default: MLflow's local sqlite:///mlflow.db)",
-    )
-    report.add_argument(
-        "--experiment", metavar="NAME", help="MLflow experiment of the study (default: its name)"
-    )
-    report.add_argument(
-        "--output",
-        metavar="DIR",
-        type=Path,
-        help="also write DIR/<study>.html: one self-contained page (figures embedded) that "
-        "opens without any server",
-    )
-    report.set_defaults(handler=cmd_report)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """Logs the report of ``--study`` to its parent run (and writes ``--output``'s page)."""
-    storage = args.storage or default_storage()
-    study = _load_study(args.study, storage)
-    output = getattr(args, "output", None)
-    if output is not None and output.exists() and not output.is_dir():
-        raise ConfigError(f"--output {output}: expected a folder, found a file")
-    stored = study.user_attrs.get(TRACKING_ATTR) or {}  # where `sweep` logged this study
-    experiment = args.experiment or stored.get("experiment") or args.study
-    tracking_uri = args.tracking_uri or stored.get("tracking_uri")
-    try:
-        parent: tuple[Tracker, str] | None = find_parent_run(args.study, experiment, tracking_uri)
-    except ConfigError as exc:
-        # The page is what someone without the MLflow store came for: the store is optional
-        # then, unless they named one.
-        if output is None or args.tracking_uri or args.experiment:
-            raise
-        parent, missing = None, exc
-    if output is not None:
-        from sweeps.results.page import write_study_page
-
-        page = write_study_page(study, output, storage)
-        console.print(f"wrote {page} (open it in any browser)", markup=False)
-    if parent is None:
-        console.print(f"not logged to MLflow: {missing}", markup=False)
-        return 0
-    tracker, parent_id = parent
-    paths = log_study_report(tracker.client, parent_id, study)
-    console.print(
-        f"study {study.study_name} in {redact_url(storage)}: logged {', '.join(paths)} to MLflow "
-        f"run {parent_id} (experiment '{experiment}' at {redact_url(tracker.tracking_uri)})",
-        markup=False,
-    )
-    skipped = [name for name in PLOTS if f"{FOLDER}/{name}.png" not in paths]
-    if skipped:
-        console.print(f"not drawn (not enough trials or data yet): {', '.join(skipped)}")
-    return 0
-
-
-def _load_study(name: str, storage: str) -> optuna.Study:
-    storage_kind(storage)  # a bad URL is a ConfigError
-    local = local_path(storage)
-    if local is not None and not local.is_file():  # opening it would create an empty store
-        raise ConfigError(f"--storage {redact_url(storage)!r}: no such file")
-    opened = open_storage(storage)
-    try:
-        return optuna.load_study(study_name=name, storage=opened)
-    except KeyError:
-        known = ", ".join(optuna.get_all_study_names(opened)) or "none"
-        raise ConfigError(
-            f"--study {name!r}: no such study in {redact_url(storage)!r} (studies: {known})"
-        ) from None
-
-
 def find_parent_run(study: str, experiment: str, tracking_uri: str | None) -> tuple[Tracker, str]:
     """The tracker of ``experiment`` and the parent run of ``study`` in it.
 
     Raises:
         ConfigError: If the store, the experiment or the parent run does not exist.
     """
-    uri = tracking_uri or mlflow.get_tracking_uri()
-    local = local_path(uri) if uri.startswith("sqlite:///") else None
-    if local is not None and not local.is_file():
-        raise ConfigError(f"--tracking-uri {redact_url(uri)!r}: no such MLflow store")
-    found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    uri, client = open_existing_store(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
     if found is None or found.lifecycle_stage != "active":
         raise ConfigError(f"--experiment {experiment!r}: no such experiment in {redact_url(uri)}")
     tracker = Tracker(experiment, uri)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import optuna
 
+from mnist_models import fields
 from mnist_models.errors import ConfigError
 
 Choice = bool | int | float | str
@@ -171,44 +172,56 @@ class CategoricalParam(ParamSpec):
         return list(self.choices)
 
 
-_KINDS: dict[str, tuple[type[ParamSpec], dict[str, tuple[type, ...]], set[str]]] = {
-    # kind: (class, {field: accepted types}, required fields)
+def _number(name: str, value: Any) -> None:
+    # Not yet finite: an infinite bound is refused as the config value it stands for.
+    fields.as_float(name, value, finite=False, expected="int or float")
+
+
+def _integer(name: str, value: Any) -> None:
+    fields.as_int(name, value, expected="int")
+
+
+def _flag(name: str, value: Any) -> None:
+    fields.as_bool(name, value, expected="bool")
+
+
+def _array(name: str, value: Any) -> None:
+    fields.as_list(name, value, expected="list")
+
+
+_KINDS: dict[str, tuple[type[ParamSpec], dict[str, Callable[[str, Any], None]], set[str]]] = {
+    # kind: (class, {field: its check}, required fields)
     "float": (
         FloatParam,
-        {"low": (int, float), "high": (int, float), "log": (bool,), "grid": (list,)},
+        {"low": _number, "high": _number, "log": _flag, "grid": _array},
         {"low", "high"},
     ),
     "int": (
         IntParam,
-        {"low": (int,), "high": (int,), "log": (bool,), "grid": (list,)},
+        {"low": _integer, "high": _integer, "log": _flag, "grid": _array},
         {"low", "high"},
     ),
-    "categorical": (CategoricalParam, {"choices": (list,)}, {"choices"}),
+    "categorical": (CategoricalParam, {"choices": _array}, {"choices"}),
 }
 
 
 def parse_param(name: str, table: Any) -> ParamSpec:
     """Builds a :class:`ParamSpec` from its TOML table, e.g. ``{type="float", low=.., high=..}``."""
-    if not isinstance(table, Mapping):
-        raise ConfigError(f'space.{name}: expected a table like {{type = "float", ...}}')
-    kind = table.get("type")
-    if kind not in _KINDS:
-        raise ConfigError(f"space.{name}.type={kind!r}: expected one of {sorted(_KINDS)}")
-    cls, fields, required = _KINDS[kind]
+    where = f"space.{name}"
+    fields.as_table(where, table, shown=where, expected='a table like {type = "float", ...}')
+    kind = fields.as_choice(f"{where}.type", table.get("type"), sorted(_KINDS))
+    cls, checks, required = _KINDS[kind]
     for key, value in table.items():
         if key == "type":
             continue
-        if key not in fields:
+        if key not in checks:
             raise ConfigError(
-                f"space.{name}: unknown key {key!r} for type {kind!r} (expected {sorted(fields)})"
+                f"{where}: unknown key {key!r} for type {kind!r} (expected {sorted(checks)})"
             )
-        accepted = fields[key]
-        if (isinstance(value, bool) and bool not in accepted) or not isinstance(value, accepted):
-            names = " or ".join(t.__name__ for t in accepted)
-            raise ConfigError(f"space.{name}.{key}={value!r}: expected {names}")
+        checks[key](f"{where}.{key}", value)
     missing = required - table.keys()
     if missing:
-        raise ConfigError(f"space.{name}: missing {sorted(missing)} for type {kind!r}")
+        raise ConfigError(f"{where}: missing {sorted(missing)} for type {kind!r}")
     kwargs = {key: value for key, value in table.items() if key != "type"}
     if kind == "categorical":
         kwargs["choices"] = tuple(kwargs["choices"])
@@ -218,11 +231,12 @@ def parse_param(name: str, table: Any) -> ParamSpec:
 
 
 def _grid_value(name: str, kind: str, value: Any) -> Any:
-    """One ``grid`` entry, typed like the parameter's bounds."""
-    numbers: tuple[type, ...] = (int,) if kind == "int" else (int, float)
-    if isinstance(value, bool) or not isinstance(value, numbers):
-        expected = "an integer" if kind == "int" else "a number"
-        raise ConfigError(f"space.{name}.grid: {value!r}: expected {expected}")
+    """One ``grid`` entry, typed like the parameter's bounds (and kept as written)."""
+    shown = f"space.{name}.grid: {value!r}"
+    if kind == "int":
+        fields.as_int(name, value, shown=shown, expected="an integer")
+    else:
+        fields.as_float(name, value, finite=False, shown=shown, expected="a number")
     return value
 
 

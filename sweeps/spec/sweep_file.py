@@ -10,17 +10,37 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
+from mnist_models import fields
 from mnist_models.config import TrainConfig, config_keys, parse_value, read_toml
 from mnist_models.errors import ConfigError
-from sweeps.engine.samplers import SAMPLERS
 from sweeps.spec.space import SearchSpace
+
+# The samplers and pruners a sweep file may name (built by sweeps.engine.samplers / .pruning).
+Sampler = Literal["tpe", "random", "qmc", "cmaes", "grid"]
+SAMPLERS: tuple[Sampler, ...] = get_args(Sampler)
+Pruner = Literal["none", "median", "hyperband", "wilcoxon"]
+PRUNERS: tuple[Pruner, ...] = get_args(Pruner)
 
 OBJECTIVE = "val_accuracy"  # maximised; validation accuracy after the last epoch trained
 SECTIONS = {"sweep", "fixed", "space"}
-SWEEP_KEYS = {"trials": int, "sampler": str, "pruner": str, "repeats": int}
-PRUNERS = ("none", "median", "hyperband", "wilcoxon")
+
+
+def _sweep_int(name: str, value: Any) -> int:
+    return fields.as_int(name, value, expected="int")
+
+
+def _sweep_str(name: str, value: Any) -> str:
+    return fields.as_str(name, value, expected="str")
+
+
+SWEEP_KEYS = {
+    "trials": _sweep_int,
+    "sampler": _sweep_str,
+    "pruner": _sweep_str,
+    "repeats": _sweep_int,
+}
 MAX_REPEATS = 100
 # The one-sided signed-rank test of the Wilcoxon pruner cannot reach its p < 0.1 with fewer
 # than 4 pairs (its smallest p is 1/2**n), so fewer repeats would never prune a trial.
@@ -46,17 +66,15 @@ class SweepConfig:
     base: TrainConfig
     space: SearchSpace
     trials: int = 20
-    sampler: str = "tpe"
-    pruner: str = "median"
+    sampler: Sampler = "tpe"
+    pruner: Pruner = "median"
     repeats: int = 1
 
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise ConfigError(f"sweep.trials={self.trials}: expected >= 1")
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"sweep.sampler={self.sampler!r}: expected one of {SAMPLERS}")
-        if self.pruner not in PRUNERS:
-            raise ConfigError(f"sweep.pruner={self.pruner!r}: expected one of {PRUNERS}")
+        fields.as_choice("sweep.sampler", self.sampler, SAMPLERS)
+        fields.as_choice("sweep.pruner", self.pruner, PRUNERS)
         if not 1 <= self.repeats <= MAX_REPEATS:
             raise ConfigError(f"sweep.repeats={self.repeats}: expected 1 to {MAX_REPEATS}")
         if self.pruner == "wilcoxon" and self.repeats < WILCOXON_MIN_REPEATS:
@@ -89,17 +107,16 @@ class SweepConfig:
                     f"unknown section {sorted(unknown)[0]!r} (expected {sorted(SECTIONS)})"
                 )
             for section in sorted(SECTIONS & set(document)):
-                if not isinstance(document[section], Mapping):
-                    raise ConfigError(f"{section}: expected a table, got {document[section]!r}")
+                table = document[section]
+                fields.as_table(section, table, shown=section, expected=f"a table, got {table!r}")
             settings = dict(document.get("sweep", {}))
             for key, value in settings.items():
-                kind = SWEEP_KEYS.get(key)
-                if kind is None:
+                check = SWEEP_KEYS.get(key)
+                if check is None:
                     raise ConfigError(
                         f"unknown key 'sweep.{key}' (expected one of {sorted(SWEEP_KEYS)})"
                     )
-                if isinstance(value, bool) or not isinstance(value, kind):
-                    raise ConfigError(f"sweep.{key}={value!r}: expected {kind.__name__}")
+                check(f"sweep.{key}", value)
             base = TrainConfig.from_dict(document.get("fixed", {}), source="fixed")
             space = SearchSpace.from_dict(document.get("space", {}))
             return cls(base=base, space=space, **settings)

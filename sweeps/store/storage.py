@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +18,16 @@ from mnist_models.errors import ConfigError
 from tracking.redact import redact_url
 from tracking.runs import use_write_ahead_log
 
-__all__ = ["default_storage", "local_path", "open_storage", "redact_url", "storage_kind"]
+__all__ = [
+    "default_storage",
+    "load_existing_study",
+    "local_path",
+    "open_existing_storage",
+    "open_storage",
+    "redact_url",
+    "sqlite_path",
+    "storage_kind",
+]
 
 DEFAULT_STORAGE_FILE = "optuna.db"
 # Trial heartbeats of RDB storages (see sweeps.engine.recovery): a running trial stamps the storage
@@ -97,6 +108,80 @@ def open_storage(
     return optuna.storages.JournalStorage(JournalFileBackend(url))
 
 
+def open_existing_storage(
+    url: str,
+    dead_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    *,
+    reads_only: bool = False,
+) -> optuna.storages.BaseStorage:
+    """Opens a storage that must already exist: a missing local file is refused, not created.
+
+    Args:
+        url: The storage, as for ``open_storage``.
+        dead_trial_callback: As for ``open_storage`` (a worker's dead-trial handler).
+        reads_only: For the commands that only read a storage (``best``, ``studies``): a
+            missing file is "no Optuna storage at <file> (nothing created)", and a SQLite file
+            without Optuna's tables is refused rather than given them.
+
+    Raises:
+        ConfigError: For a bad URL, a missing (or, with ``reads_only``, non-Optuna) file, a
+            missing database driver or a server that cannot be reached, naming the URL with
+            its password redacted.
+    """
+    storage_kind(url)
+    shown = redact_url(url)
+    local = local_path(url)
+    if local is not None and not local.is_file():
+        if reads_only:
+            raise ConfigError(
+                f"--storage {shown!r}: no Optuna storage at {local} (nothing created)"
+            )
+        raise ConfigError(f"--storage {shown!r}: no such file")
+    if reads_only and local is not None and url.startswith("sqlite") and _not_optuna(local):
+        raise ConfigError(f"--storage {shown!r}: {local} is not an Optuna storage")
+    return open_storage(url, dead_trial_callback)  # a driver or server error: one ConfigError
+
+
+def _not_optuna(path: Path) -> bool:
+    """Whether a SQLite file surely lacks Optuna's tables (opening it would add them).
+
+    Checked read-only; a file that cannot be read that way (locked, say) is left to Optuna.
+    """
+    read_only = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(read_only, uri=True)) as db:
+            found = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'studies'").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    except sqlite3.DatabaseError:  # not a SQLite file at all
+        return True
+    return found is None
+
+
+def load_existing_study(
+    name: str, url: str, storage: optuna.storages.BaseStorage, hint: str | None = None
+) -> optuna.Study:
+    """Loads study ``name`` from ``storage`` (opened from ``url``).
+
+    Args:
+        name: The study.
+        url: The storage's URL, named (redacted) in the error.
+        storage: The opened storage.
+        hint: What to do about an unknown study; without one, the error lists the known ones.
+
+    Raises:
+        ConfigError: If the storage holds no study ``name``.
+    """
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        where = f"--study {name!r}: no such study in {redact_url(url)!r}"
+        if hint is not None:
+            raise ConfigError(f"{where}; {hint}") from None
+        known = ", ".join(sorted(optuna.get_all_study_names(storage))) or "none"
+        raise ConfigError(f"{where} (studies: {known})") from None
+
+
 # Several worker processes on one SQLite file (optuna issue 820, "database is locked"): wait for
 # the lock instead of failing at once, and let readers proceed beside the writer (WAL).
 _SQLITE_ENGINE = {"connect_args": {"timeout": 60}}
@@ -139,9 +224,17 @@ def _reason(exc: BaseException, url: str) -> str:
     return text
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL (Optuna's or MLflow's); ``None`` for in-memory
+    databases and anything that is not such a URL."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///")
+    return None if path in ("", ":memory:") else Path(path)
+
+
 def local_path(url: str) -> Path | None:
     """The file behind a SQLite URL or a journal path; ``None`` for servers and in-memory."""
     if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        return None if path in ("", ":memory:") else Path(path)
+        return sqlite_path(url)
     return Path(url) if "://" not in url else None

@@ -11,14 +11,12 @@ inside the 95% prediction interval of one more run, i.e. within seed-to-seed spr
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
 
-import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
@@ -34,81 +32,15 @@ from mnist_models.stats import CONFIDENCE, prediction_interval, summarise
 from mnist_models.training import TrainResult, load_splits
 from sweeps.console import console
 from sweeps.engine.progress import EpochPrinter, epoch_lines
-from sweeps.reported.registry import DIFFERS
-from sweeps.reported.reproduce import reproduce_reported
-from sweeps.store.storage import local_path, redact_url
+from sweeps.store.storage import redact_url
 from tracking import Tracker, train_and_end
 from tracking.repeats import run_repeats
+from tracking.runs import open_existing_store
 
 CONFIG_ARTIFACT = "config.toml"
 # Final metrics of every run (see RunLogger.log_result); val_* hold their last epoch.
 COMPARED = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "epochs_trained")
 JUDGED = ("val_accuracy", "test_accuracy")  # whose place in the repeats' spread is stated
-
-
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds ``mnist-sweep reproduce`` to the CLI's subcommands."""
-    reproduce = commands.add_parser(
-        "reproduce",
-        help="re-train a logged run from its config.toml and compare the results",
-        description="Re-train any logged run (a sweep trial or a `train` run) from its logged "
-        "config.toml into a new MLflow run tagged reproduces=RUN_ID, then print the original "
-        "and new final metrics side by side.",
-    )
-    reproduce.add_argument(
-        "run_id", metavar="RUN_ID", nargs="?", help="MLflow run id of the run to re-run"
-    )
-    reported = reproduce.add_argument_group("the course report's published runs")
-    reported.add_argument(
-        "--reported",
-        metavar="ID",
-        help="re-run a published number from the registry (sweeps/reported/ID.toml), a "
-        "comma-separated list, or 'all'; logged in the 'reported-runs' experiment",
-    )
-    reported.add_argument(
-        "--corrected",
-        action="store_true",
-        help="also run each entry with its faithful-mode switches off and show that figure",
-    )
-    reported.add_argument("--report", metavar="FILE.md", help="write the table and notes here")
-    reproduce.add_argument(
-        "--repeats",
-        type=int,
-        metavar="K",
-        help="train K times (the original seed first, then derived seeds), nested under one "
-        "new run, and say whether the original lies within their seed-to-seed spread "
-        "(default: the original run's `repeats` param, else 1; with --reported: 1)",
-    )
-    reproduce.add_argument(
-        "--tracking-uri",
-        metavar="URI",
-        help="MLflow tracking URI (default: MLflow's local sqlite:///mlflow.db)",
-    )
-    reproduce.add_argument(
-        "--experiment",
-        metavar="NAME",
-        help="MLflow experiment of the new run (default: the original run's)",
-    )
-    reproduce.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help="folder with the four MNIST IDX files (default: $MNIST_DIR, then the "
-        "cache, then ~/.keras/datasets/mnist.npz, then download)",
-    )
-    reproduce.set_defaults(handler=cmd_reproduce)
-
-
-def open_tracking_store(tracking_uri: str | None) -> tuple[str, MlflowClient]:
-    """A client of an existing tracking store (a missing SQLite file is not created).
-
-    Raises:
-        ConfigError: If the store is a local SQLite file that does not exist.
-    """
-    uri = tracking_uri or mlflow.get_tracking_uri()
-    local = local_path(uri) if uri.startswith("sqlite:///") else None
-    if local is not None and not local.is_file():
-        raise ConfigError(f"--tracking-uri {redact_url(uri)!r}: no MLflow store at {local}")
-    return uri, MlflowClient(tracking_uri=uri)
 
 
 def find_run(client: MlflowClient, run_id: str, uri: str) -> Run:
@@ -161,54 +93,58 @@ def _no_progress_bar() -> Iterator[None]:
             os.environ[name] = before
 
 
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    """Re-trains ``RUN_ID``'s config into a new run and prints both runs' final metrics."""
-    if args.repeats is not None and args.repeats < 1:
-        raise ConfigError(f"--repeats {args.repeats}: expected >= 1")
-    if args.reported is not None:
-        if args.run_id is not None:
-            raise ConfigError("give either RUN_ID or --reported ID, not both")
-        rows = reproduce_reported(
-            args.reported,
-            args.corrected,
-            args.data_dir,
-            args.tracking_uri,
-            args.report,
-            repeats=args.repeats or 1,
-        )
-        return 1 if any(row.verdict.label == DIFFERS for row in rows) else 0
-    if args.run_id is None:
-        raise ConfigError("RUN_ID: expected an MLflow run id (or --reported ID|all)")
-    if args.corrected or args.report:
-        raise ConfigError("--corrected and --report go with --reported")
-    uri, client = open_tracking_store(args.tracking_uri)
-    original = find_run(client, args.run_id, uri)
+def reproduce_run(
+    run_id: str,
+    repeats: int | None = None,
+    data_dir: str | None = None,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+) -> str:
+    """Re-trains ``run_id``'s logged config into a new run and prints both runs' final metrics.
+
+    Args:
+        run_id: The MLflow run to re-run.
+        repeats: Times to train, nested under the new run (``None``: the original's
+            ``repeats`` param, else 1).
+        data_dir: Folder with the MNIST files (``None``: the usual search).
+        tracking_uri: The store of the original run, and of the new one.
+        experiment: The new run's experiment (``None``: the original run's).
+
+    Returns:
+        The new run's id.
+
+    Raises:
+        ConfigError: If the store or the run does not exist or the run has no usable config.
+    """
+    uri, client = open_existing_store(tracking_uri, missing="no MLflow store at {path}")
+    original = find_run(client, run_id, uri)
     config = logged_config(client, original)
-    repeats = args.repeats if args.repeats is not None else logged_repeats(original)
-    experiment = args.experiment or client.get_experiment(original.info.experiment_id).name
-    label = f"reproduce-{original.info.run_name or args.run_id}"
-    tags = {"reproduces": args.run_id, "mnist_sweeps.role": "reproduce", "model": config.model}
+    given = repeats
+    repeats = given if given is not None else logged_repeats(original)
+    experiment = experiment or client.get_experiment(original.info.experiment_id).name
+    label = f"reproduce-{original.info.run_name or run_id}"
+    tags = {"reproduces": run_id, "mnist_sweeps.role": "reproduce", "model": config.model}
     if repeats > 1:
-        if args.repeats is None:
+        if given is None:
             console.print(f"repeats: {repeats}, as the original run (its `repeats` param)")
         tracker = Tracker(experiment, uri)
-        run_id = _reproduce_repeats(original, config, repeats, tracker, label, tags, args.data_dir)
+        new_id = _reproduce_repeats(original, config, repeats, tracker, label, tags, data_dir)
     else:
-        splits = load_splits(config, args.data_dir)
+        splits = load_splits(config, data_dir)
         tracker = Tracker(experiment, uri)
         run = tracker.start_run(label, tags=tags)
         train_and_end(run, config, splits, [EpochPrinter(label)])
-        run_id = run.id
-        new = client.get_run(run_id)
+        new_id = run.id
+        new = client.get_run(new_id)
         console.print(comparison_table(original, new))
         _pruned_note(original)
         _digest_warning(original, new.data.tags.get("dataset.digest"))
     nested = f" ({repeats} repeats nested under it)" if repeats > 1 else ""
     console.print(
-        f"MLflow run {run_id} ({label}){nested} in experiment '{experiment}' at {redact_url(uri)}",
+        f"MLflow run {new_id} ({label}){nested} in experiment '{experiment}' at {redact_url(uri)}",
         markup=False,
     )
-    return 0
+    return new_id
 
 
 def logged_repeats(run: Run) -> int:

@@ -621,6 +621,8 @@ def _key_kinds() -> dict[str, str]:
                 walk(kind, f"{prefix}{field.name}.")
             elif typing.get_origin(kind) is tuple:
                 kinds[prefix + field.name] = "list"
+            elif typing.get_origin(kind) is typing.Literal:  # a choice list (of strings)
+                kinds[prefix + field.name] = type(typing.get_args(kind)[0]).__name__
             else:
                 (inner,) = [a for a in typing.get_args(kind) or (kind,) if a is not type(None)]
                 kinds[prefix + field.name] = inner.__name__

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mnist_models.errors import ConfigError
-from sweeps.cli.ui import cmd_ui
+from sweeps.cli.ui import run as cmd_ui
 from tracking import Tracker
 from tracking.server import free_port
 
