@@ -12,6 +12,7 @@ from helpers.browser import Browser, find_chromium
 
 from mnist_models.config import DataConfig, TrainConfig
 from mnist_models.data import MnistData, Splits, load_from_folder, make_splits
+from tracking.environment import configure_mlflow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,6 +22,16 @@ def _find_mnist() -> Path | None:
         if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").is_file():
             return Path(candidate).resolve()
     return None
+
+
+@pytest.fixture(autouse=True)
+def mlflow_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's settings as every command sets them at its start (tracking.environment)."""
+    environ = dict(os.environ)
+    configure_mlflow(environ)
+    for name, value in environ.items():
+        if os.environ.get(name) != value:
+            monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(autouse=True)

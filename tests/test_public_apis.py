@@ -23,7 +23,6 @@ PUBLIC_UNDERSCORED = {
     "_fields",
     "_make",
     "_exit",  # os._exit
-    "_SubParsersAction",  # argparse: the documented add_subparsers() result has no public type
 }
 PRIVATE_MODULE = re.compile(r"^(optuna|mlflow|keras)(\.\w+)*\._\w")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import re
 import sqlite3
 import urllib.error
@@ -46,14 +45,9 @@ class Tracker:
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.tracking_uri = self.client.tracking_uri
         check_server(self.tracking_uri)
-        if urlparse(self.tracking_uri).scheme in ("http", "https"):
-            bounded_http_retries()
-        if urlsplit(self.tracking_uri).password is not None:
-            # MLflow prints "View run <name> at: <URI>/#/..." at each run's end, password included.
-            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         self.experiment_name = experiment
         self.experiment_id = self._experiment_id(experiment)
-        database = _sqlite_file(self.tracking_uri)
+        database = sqlite_path(self.tracking_uri)
         if database is not None:  # several worker processes log into one file
             use_write_ahead_log(database)
 
@@ -148,7 +142,7 @@ def open_existing_store(
         ConfigError: ``--tracking-uri '<URI>': <missing>`` for a SQLite file that does not exist.
     """
     uri = tracking_uri or get_tracking_uri()
-    database = _sqlite_file(uri) if uri.startswith("sqlite:///") else None
+    database = sqlite_path(uri)
     if database is not None and not database.is_file():
         raise ConfigError(f"--tracking-uri {redact_url(uri)!r}: {missing.format(path=database)}")
     return uri, MlflowClient(tracking_uri=uri)
@@ -190,29 +184,19 @@ def _health_request(tracking_uri: str) -> urllib.request.Request:
     return request
 
 
-def bounded_http_retries() -> None:
-    """Retries a tracking server's transient errors with backoff for seconds, not minutes.
-
-    MLflow's defaults (7 retries, backoff factor 2, 120 s timeout) stall a trial for over four
-    minutes per call when the server is gone. 4 retries at factor 1 wait about 15 s in all.
-    A value the user set in the environment wins.
-    """
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "4")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-
-
 def use_write_ahead_log(path: Path) -> None:
     """Lets SQLite readers proceed beside a writer (WAL); stored in the file, so set once."""
     with contextlib.closing(sqlite3.connect(path, timeout=60)) as connection:
         connection.execute("PRAGMA journal_mode=WAL")
 
 
-def _sqlite_file(tracking_uri: str) -> Path | None:
-    parsed = urlparse(tracking_uri)
-    if parsed.scheme != "sqlite" or not parsed.path or parsed.path == "/:memory:":
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL (MLflow's or Optuna's); ``None`` for in-memory
+    databases and anything that is not such a URL."""
+    if not url.startswith("sqlite:///"):
         return None
-    return Path(tracking_uri.split("sqlite:///", 1)[-1])
+    path = url.removeprefix("sqlite:///")
+    return None if path in ("", ":memory:") else Path(path)
 
 
 def _quote(value: str) -> str:
@@ -225,7 +209,7 @@ def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
     MLflow's default for a local store is ``./mlruns`` relative to wherever the process was
     started, which scatters artifacts when the same store is used from different folders.
     """
-    database = _sqlite_file(tracking_uri)
+    database = sqlite_path(tracking_uri)
     if database is None:
         return None  # servers and other stores manage their own artifact roots
     folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from mnist_models.choices import DATASETS
 from mnist_models.config import MODELS
 from mnist_models.errors import ConfigError
 from sweeps.spec.sweep_file import MAX_REPEATS, SweepConfig, parse_overrides
@@ -107,7 +108,7 @@ def config_parsers() -> list[argparse.ArgumentParser]:
     )
     parser.add_argument_group("data").add_argument(
         "--dataset",
-        choices=("auto", "mnist", "sample"),
+        choices=DATASETS,
         help="auto: full MNIST, else the bundled 5,000-digit sample with a "
         "warning (default); mnist: never fall back; sample: the sample",
     )

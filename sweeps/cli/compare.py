@@ -7,6 +7,7 @@ import argparse
 from sweeps.cli.common import config_parsers, resolve_sweep, ui_hint
 from sweeps.console import console
 from sweeps.verify.compare import DEFAULT_REPEATS, parse_vary, run_compare
+from tracking.repeats import SUMMARISED
 
 HELP = "does X help? train variants on common seeds and test the paired differences"
 DESCRIPTION = (
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--metric",
-        choices=("test_accuracy", "val_accuracy"),
+        choices=sorted(SUMMARISED),
         default="test_accuracy",
         help="the figure the paired test compares (default: test_accuracy)",
     )

@@ -17,6 +17,7 @@ from sweeps.cli import best, compare, report, reproduce, studies, sweep, train, 
 from sweeps.console import console, quiet_expected_trial_ends
 from sweeps.engine.signals import exit_code, stopping_on_signals
 from tracking import TrackingUnavailableWarning
+from tracking.environment import configure_mlflow
 
 EXIT_CONFIG = 2
 
@@ -111,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
+    configure_mlflow()  # before any Tracker: every process this command starts inherits it
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what Optuna does
     quiet_expected_trial_ends()
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # store creation/migration chatter

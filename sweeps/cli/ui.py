@@ -11,7 +11,8 @@ from mlflow import MlflowClient
 from mnist_models.errors import ConfigError
 from sweeps.cli.common import tracking_uri_parser
 from sweeps.console import console
-from sweeps.store.storage import local_path, redact_url
+from sweeps.store.storage import redact_url
+from tracking.runs import sqlite_path
 from tracking.server import MlflowServer
 from tracking.views import experiment_url
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     uri = args.tracking_uri or mlflow.get_tracking_uri()
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: expected 1-65535")
-    database = local_path(uri) if uri.startswith("sqlite:///") else None
+    database = sqlite_path(uri)
     if database is None or not database.is_file():
         raise ConfigError(f"--tracking-uri {redact_url(uri)!r}: expected an existing SQLite store")
     artifacts = database.resolve().parent / "mlruns"

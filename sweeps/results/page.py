@@ -29,7 +29,7 @@ from sweeps.results.report import (
 from sweeps.results.studies import sampler_name
 from sweeps.spec.sweep_file import OBJECTIVE
 from sweeps.store.keys import CONFIG_ATTR, TARGET_ATTR, TEST_REPEATS_ATTR, TRACKING_ATTR
-from sweeps.store.ranking import trial_summary, value_text
+from sweeps.store.ranking import param_text, trial_summary, value_text
 from sweeps.store.storage import redact_url
 
 STYLE = """
@@ -132,7 +132,7 @@ def _best(trial: FrozenTrial) -> dict[str, str]:
         best[f"test_accuracy {_level(test)} CI"] = _interval(test)
     elif "test_accuracy" in trial.user_attrs:
         best["test_accuracy"] = f"{trial.user_attrs['test_accuracy']:.4f}"
-    best.update({name: _cell(value) for name, value in trial.params.items()})
+    best.update({name: param_text(value) for name, value in trial.params.items()})
     if "mlflow_run_id" in trial.user_attrs:
         best["MLflow run"] = str(trial.user_attrs["mlflow_run_id"])
     return best
@@ -238,12 +238,8 @@ def _td(value: Any) -> str:
     if isinstance(value, _Num):
         return f'<td class="num">{_e(value)}</td>'
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f'<td class="num">{_e(_cell(value))}</td>'
+        return f'<td class="num">{_e(param_text(value))}</td>'
     return f"<td>{_e('' if value is None else str(value))}</td>"
-
-
-def _cell(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _definitions(items: dict[str, str]) -> str:

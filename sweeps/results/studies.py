@@ -5,8 +5,6 @@ Only reads: the storage is opened by the caller (see ``sweeps.store.storage``).
 
 from __future__ import annotations
 
-from typing import Any
-
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
@@ -14,7 +12,7 @@ from rich.text import Text
 
 from sweeps.spec.sweep_file import OBJECTIVE
 from sweeps.store.keys import CONFIG_ATTR, SAMPLER_ATTR
-from sweeps.store.ranking import value_text
+from sweeps.store.ranking import param_text, value_text
 
 STATES = tuple(TrialState[name] for name in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"))
 
@@ -36,7 +34,7 @@ def studies_table(storage: optuna.storages.BaseStorage, names: list[str]) -> Tab
             table.add_row(Text(name), sampler, trials, "-", "-")
         else:
             value = f"{value_text(best)} (trial {best.number})"
-            params = Text("\n".join(f"{k}={_short(v)}" for k, v in best.params.items()))
+            params = Text("\n".join(f"{k}={param_text(v)}" for k, v in best.params.items()))
             table.add_row(Text(name), sampler, trials, value, params)
     return table
 
@@ -62,7 +60,3 @@ def state_counts(study: optuna.Study) -> list[str]:
     trials = study.get_trials(deepcopy=False)
     counts = {state: sum(t.state == state for t in trials) for state in STATES}
     return [f"{n} {state.name.lower()}" for state, n in counts.items() if n]
-
-
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

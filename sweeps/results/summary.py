@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from sweeps.console import console
 from sweeps.results.report import log_study_report
 from sweeps.spec.sweep_file import OBJECTIVE
-from sweeps.store.ranking import best_first, test_accuracy_text, value_text
+from sweeps.store.ranking import best_first, param_text, test_accuracy_text, value_text
 from tracking import RunLogger, Tracker
 from tracking.redact import redact_text
 
@@ -74,11 +74,7 @@ def study_note(
             "|---" * (3 + len(names)) + "|",
         ]
         for trial in top:
-            params = " | ".join(_cell(trial.params.get(name)) for name in names)
+            params = " | ".join(param_text(trial.params.get(name)) for name in names)
             test = test_accuracy_text(trial)
             lines.append(f"| {trial.number} | {value_text(trial)} | {test} | {params} |")
     return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.study import StudyDirection
@@ -43,6 +44,11 @@ def trial_summary(trial: FrozenTrial, attr: str = VAL_REPEATS_ATTR) -> Summary |
         return summarise(values)
     except (TypeError, ValueError):
         return None
+
+
+def param_text(value: Any) -> str:
+    """A trial's param as every table shows it: a float to 4 significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def value_text(trial: FrozenTrial) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mnist_models.errors import ConfigError
 from tracking.redact import redact_url
-from tracking.runs import use_write_ahead_log
+from tracking.runs import sqlite_path, use_write_ahead_log
 
 __all__ = [
     "default_storage",
@@ -222,15 +222,6 @@ def _reason(exc: BaseException, url: str) -> str:
     for secret in {password, unquote(password or "")} - {None, ""}:
         text = text.replace(str(secret), "***")
     return text
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file behind a ``sqlite:///`` URL (Optuna's or MLflow's); ``None`` for in-memory
-    databases and anything that is not such a URL."""
-    if not url.startswith("sqlite:///"):
-        return None
-    path = url.removeprefix("sqlite:///")
-    return None if path in ("", ":memory:") else Path(path)
 
 
 def local_path(url: str) -> Path | None:

@@ -34,13 +34,12 @@ from sweeps.console import console
 from sweeps.engine.progress import EpochPrinter, epoch_lines
 from sweeps.store.storage import redact_url
 from tracking import Tracker, train_and_end
-from tracking.repeats import run_repeats
+from tracking.repeats import SUMMARISED, run_repeats
 from tracking.runs import open_existing_store
 
 CONFIG_ARTIFACT = "config.toml"
 # Final metrics of every run (see RunLogger.log_result); val_* hold their last epoch.
 COMPARED = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "epochs_trained")
-JUDGED = ("val_accuracy", "test_accuracy")  # whose place in the repeats' spread is stated
 
 
 def find_run(client: MlflowClient, run_id: str, uri: str) -> Run:
@@ -228,7 +227,7 @@ def _reproduce_repeats(
         on_result=keep,
     )
     console.print(repeats_table(original, finals, label))
-    for key in JUDGED:
+    for key in SUMMARISED:  # each final metric: is the original inside its spread?
         sentence = spread_sentence(key, original.data.metrics.get(key), finals)
         if sentence:
             console.print(sentence, markup=False)
