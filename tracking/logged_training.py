@@ -16,6 +16,7 @@ from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
 from mnist_models.training import TrainResult, train
 from tracking.run_logger import RunLogger
+from tracking.tags import FAILURE_TAG
 
 
 def train_logged(
@@ -61,7 +62,7 @@ def ended(run: RunLogger) -> Iterator[RunLogger]:
         status = "FINISHED"
     except KeyboardInterrupt as exc:
         status = "KILLED"
-        run.set_tags({"failure_reason": interrupt_reason(exc)})
+        run.set_tags({FAILURE_TAG: interrupt_reason(exc)})
         raise
     finally:
         run.end(status)

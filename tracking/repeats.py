@@ -23,9 +23,9 @@ from tracking.figures import repeats_curves_figure
 from tracking.logged_training import ended, train_and_end
 from tracking.run_logger import RunLogger
 from tracking.runs import Tracker
+from tracking.tags import REPEAT_ROLE, ROLE_TAG
 
 SUMMARISED = ("val_accuracy", "test_accuracy")  # the final metrics given with their spread
-REPEAT_ROLE = "repeat"  # the mnist_sweeps.role tag of a repeat's run
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ def train_repeats(
         run = tracker.start_run(
             label,
             tags={
-                "mnist_sweeps.role": REPEAT_ROLE,
+                ROLE_TAG: REPEAT_ROLE,
                 "repeat": index,
                 "seed": seed,
                 "model": config.model,

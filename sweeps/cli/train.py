@@ -14,6 +14,7 @@ from sweeps.engine.objective import short_params
 from sweeps.engine.progress import EpochPrinter, epoch_lines
 from tracking import Tracker, train_and_end
 from tracking.repeats import run_repeats, summary_lines
+from tracking.tags import ROLE_TAG
 
 HELP = "train one configuration and log it as a single MLflow run"
 DESCRIPTION = (
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             "augment": config.augment,
         }
     )
-    tags = {"mnist_sweeps.role": "train", "model": config.model}
+    tags = {ROLE_TAG: "train", "model": config.model}
     if sweep.repeats > 1:
         return _train_repeats(args, tracker, config, sweep.repeats, label, tags)
     splits = load_splits(config, args.data_dir)

@@ -13,12 +13,24 @@ from mnist_models.seeds import repeat_seeds
 from sweeps.console import console
 from sweeps.engine.budget import TrialBudget
 from sweeps.engine.pruning import RepeatReporter
-from sweeps.engine.recovery import RETRY_OF_ATTR, WORKER_ATTR, requeue, worker_id
+from sweeps.engine.recovery import requeue, worker_id
 from sweeps.engine.runners import TrialOutcome, TrialRunner
 from sweeps.spec.sweep_file import SweepConfig
-from sweeps.store.keys import REPEAT_SEEDS_ATTR, TEST_REPEATS_ATTR, VAL_REPEATS_ATTR
+from sweeps.store.keys import (
+    REPEAT_SEEDS_ATTR,
+    RETRY_OF_ATTR,
+    RETRY_OF_TAG,
+    RUN_ID_ATTR,
+    STATE_TAG,
+    STUDY_TAG,
+    TEST_REPEATS_ATTR,
+    TRIAL_TAG,
+    VAL_REPEATS_ATTR,
+    WORKER_ATTR,
+)
 from tracking import RunLogger, Tracker, interrupt_reason
-from tracking.repeats import REPEAT_ROLE, RepeatRecord, log_repeat_summary
+from tracking.repeats import RepeatRecord, log_repeat_summary
+from tracking.tags import FAILURE_TAG, REPEAT_ROLE, ROLE_TAG, TRACKING_FAILURE_TAG, TRIAL_ROLE
 
 _SHORT = {"batch_size": "bs", "dropout": "do"}
 
@@ -80,18 +92,18 @@ class Objective:
         run = self.tracker.start_run(
             name,
             tags={
-                "optuna.study": self.study_name,
-                "optuna.trial": trial.number,
-                "optuna.state": "RUNNING",
-                "mnist_sweeps.role": "trial",
+                STUDY_TAG: self.study_name,
+                TRIAL_TAG: trial.number,
+                STATE_TAG: "RUNNING",
+                ROLE_TAG: TRIAL_ROLE,
                 "model": config.model,
-                **({} if retry_of is None else {"optuna.retry_of": retry_of}),
+                **({} if retry_of is None else {RETRY_OF_TAG: retry_of}),
             },
             parent_run_id=self.parent_run_id,
             keep_going=True,  # a tracking outage costs the run, never the trial
         )
         if run.run_id is not None:
-            trial.set_user_attr("mlflow_run_id", run.run_id)
+            trial.set_user_attr(RUN_ID_ATTR, run.run_id)
         try:
             result = self._train(trial, config, run, name)
         except TrialFailed as exc:
@@ -157,9 +169,9 @@ class Objective:
                 else self.tracker.start_run(
                     label,
                     tags={
-                        "optuna.study": self.study_name,
-                        "optuna.trial": trial.number,
-                        "mnist_sweeps.role": REPEAT_ROLE,
+                        STUDY_TAG: self.study_name,
+                        TRIAL_TAG: trial.number,
+                        ROLE_TAG: REPEAT_ROLE,
                         "repeat": index,
                         "seed": seed,
                         "model": config.model,
@@ -232,20 +244,20 @@ class Objective:
             return
         for run_id, (state, failure) in list(self._unclosed.items()):
             closing = RunLogger(self.tracker.client, run_id)
-            closing.set_tags({"optuna.state": state, "tracking_failure": failure})
+            closing.set_tags({STATE_TAG: state, TRACKING_FAILURE_TAG: failure})
             closing.end("FAILED")
             if closing.failure is None:
                 del self._unclosed[run_id]
 
 
 def _close(run: RunLogger, state: str, status: str, tags: dict[str, Any]) -> None:
-    run.set_tags({"optuna.state": state, **tags})
+    run.set_tags({STATE_TAG: state, **tags})
     run.end(status)
 
 
 def _close_after_error(run: RunLogger, status: str, reason: str) -> None:
     """Marks the run failed without letting a tracking error hide the original one."""
     try:
-        _close(run, "FAIL", status, {"failure_reason": reason[:5000]})
+        _close(run, "FAIL", status, {FAILURE_TAG: reason[:5000]})
     except Exception as exc:  # the trial's own error is the one to report
         console.print(f"[red]could not close MLflow run {run.run_id}: {exc}[/]")

@@ -29,10 +29,9 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.console import console
+from sweeps.store.keys import RETRY_COUNT_ATTR, RETRY_OF_ATTR, RUN_ID_ATTR, STATE_TAG, WORKER_ATTR
+from tracking.tags import FAILURE_TAG
 
-WORKER_ATTR = "worker"
-RETRY_OF_ATTR = "retry_of"
-RETRY_COUNT_ATTR = "retry_count"
 MAX_RETRY = 2  # a trial that kills its worker three times is not retried again
 
 
@@ -61,13 +60,13 @@ class DeadTrialHandler:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         reason = f"worker {trial.user_attrs.get(WORKER_ATTR, '?')} stopped during the trial"
         console.print(f"[yellow]trial {trial.number}: {reason}; marked failed, will re-run[/]")
-        run_id = trial.user_attrs.get("mlflow_run_id")
+        run_id = trial.user_attrs.get(RUN_ID_ATTR)
         if run_id and self.client is not None:
             try:
                 run = self.client.get_run(run_id)
                 if run.info.status == "RUNNING":
-                    self.client.set_tag(run_id, "optuna.state", "FAIL")
-                    self.client.set_tag(run_id, "failure_reason", reason)
+                    self.client.set_tag(run_id, STATE_TAG, "FAIL")
+                    self.client.set_tag(run_id, FAILURE_TAG, reason)
                     self.client.set_terminated(run_id, status="FAILED")
             except Exception as exc:  # a missing run must not stop the recovery of the trial
                 console.print(f"[red]could not close MLflow run {run_id}: {exc}[/]")

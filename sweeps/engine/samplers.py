@@ -34,9 +34,9 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.engine.recovery import RETRY_OF_ATTR
 from sweeps.spec.space import SearchSpace
 from sweeps.spec.sweep_file import SAMPLERS, Sampler  # SAMPLERS re-exported for the CLI
+from sweeps.store.keys import RETRY_OF_ATTR
 
 
 def make_sampler(name: Sampler, seed: int, space: SearchSpace) -> DrawSeededSampler:

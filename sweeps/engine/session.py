@@ -21,7 +21,16 @@ from sweeps.engine.recovery import DeadTrialHandler, fail_dead_local_trials
 from sweeps.engine.runners import InProcessRunner, SubprocessRunner, TrialRunner
 from sweeps.engine.samplers import grid_trials_left, make_sampler
 from sweeps.spec.sweep_file import OBJECTIVE, SweepConfig
-from sweeps.store.keys import CONFIG_ATTR, SAMPLER_ATTR, TARGET_ATTR, TRACKING_ATTR
+from sweeps.store.keys import (
+    CONFIG_ATTR,
+    OBJECTIVE_ATTR,
+    SAMPLER_ATTR,
+    SAMPLER_TAG,
+    STORAGE_TAG,
+    TARGET_ATTR,
+    TRACKING_ATTR,
+    parent_run_tags,
+)
 from sweeps.store.storage import open_storage, redact_url
 from tracking import RunLogger, Tracker
 from tracking.views import save_sweep_view
@@ -68,7 +77,7 @@ def load_or_create_study(
     wanted = json.loads(json.dumps(sweep.to_dict()))
     if stored is None:
         study.set_user_attr(CONFIG_ATTR, wanted)
-        study.set_user_attr("objective", OBJECTIVE)
+        study.set_user_attr(OBJECTIVE_ATTR, OBJECTIVE)
     elif any(stored.get(part) != wanted[part] for part in SEARCH_DEFINING):
         raise ConfigError(
             f"--study {settings.study!r}: this study exists in "
@@ -87,22 +96,17 @@ def load_or_create_study(
     return study
 
 
-def parent_tags(study: optuna.Study) -> dict[str, str]:
-    """The tags that find a study's parent run."""
-    return {"optuna.study": study.study_name, "mnist_sweeps.role": "study"}
-
-
 def parent_run(tracker: Tracker, study: optuna.Study, sweep: SweepConfig, storage: str) -> str:
     """The study's single parent run: found again (and RUNNING again) on resume, created
     otherwise."""
-    tags = parent_tags(study)
+    tags = parent_run_tags(study.study_name)
     existing = tracker.find_runs(tags)
     if existing:
         run_id = tracker.resume_run(existing[0]).id
     else:
         run_id = _new_parent_run(tracker, study, sweep, storage, tags)
     # A tag, not only the creation-time param: a resumed study may search with another sampler.
-    RunLogger(tracker.client, run_id).set_tags({"optuna.sampler": sweep.sampler})
+    RunLogger(tracker.client, run_id).set_tags({SAMPLER_TAG: sweep.sampler})
     save_sweep_view(tracker.client, tracker.experiment_id, sweep.space.to_dict())
     return run_id
 
@@ -121,7 +125,7 @@ def _new_parent_run(
             **{f"space.{k}": json.dumps(v) for k, v in sweep.space.to_dict().items()},
         }
     )
-    run.set_tags({"optuna.storage": redact_url(storage)})
+    run.set_tags({STORAGE_TAG: redact_url(storage)})
     run.client.log_dict(run.id, sweep.to_dict(), "sweep_config.json")
     return run.id
 

@@ -24,11 +24,11 @@ from sweeps.console import console, quiet_expected_trial_ends
 from sweeps.engine.pruning import make_pruner
 from sweeps.engine.recovery import DeadTrialHandler, fail_dead_local_trials
 from sweeps.engine.samplers import make_sampler
-from sweeps.engine.session import SweepSettings, parent_run, parent_tags, work
+from sweeps.engine.session import SweepSettings, parent_run, work
 from sweeps.engine.signals import exit_code, stopping_on_signals, when_parent_dies
 from sweeps.results.summary import finish
 from sweeps.spec.sweep_file import SweepConfig
-from sweeps.store.keys import CONFIG_ATTR, SAMPLER_ATTR, TRACKING_ATTR
+from sweeps.store.keys import CONFIG_ATTR, SAMPLER_ATTR, TRACKING_ATTR, parent_run_tags
 from sweeps.store.storage import load_existing_study, open_existing_storage
 from tracking import Tracker
 
@@ -83,7 +83,7 @@ def join_study(settings: SweepSettings, summarise: bool = True) -> optuna.Study:
     dead_trials.client = tracker.client
     # The parent run's status belongs to the `sweep` command that created it: a worker uses
     # it as it is; one that finds none (another MLflow store) creates one and ends it itself.
-    existing = tracker.find_runs(parent_tags(study))
+    existing = tracker.find_runs(parent_run_tags(study.study_name))
     owned = not existing
     parent_id = existing[0] if existing else parent_run(tracker, study, sweep, storage)
     fail_dead_local_trials(study, optuna_storage, dead_trials)

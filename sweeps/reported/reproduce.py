@@ -39,6 +39,7 @@ from sweeps.reported.registry import (
 )
 from tracking import RunLogger, Tracker, train_and_end
 from tracking.repeats import run_repeats
+from tracking.tags import ROLE_TAG
 
 EXPERIMENT = "reported-runs"
 
@@ -113,7 +114,7 @@ def reproduce_reported(
 
 def _tags(entry: ReportedRun, config: TrainConfig, mode: str) -> dict[str, Any]:
     return {
-        "mnist_sweeps.role": "reported",
+        ROLE_TAG: "reported",
         "reported.id": entry.id,
         "reported.value": entry.reported[entry.headline],
         "reported.metric": entry.headline,

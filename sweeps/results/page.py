@@ -28,7 +28,14 @@ from sweeps.results.report import (
 )
 from sweeps.results.studies import sampler_name
 from sweeps.spec.sweep_file import OBJECTIVE
-from sweeps.store.keys import CONFIG_ATTR, TARGET_ATTR, TEST_REPEATS_ATTR, TRACKING_ATTR
+from sweeps.store.keys import (
+    CONFIG_ATTR,
+    OBJECTIVE_ATTR,
+    RUN_ID_ATTR,
+    TARGET_ATTR,
+    TEST_REPEATS_ATTR,
+    TRACKING_ATTR,
+)
 from sweeps.store.ranking import param_text, trial_summary, value_text
 from sweeps.store.storage import redact_url
 
@@ -104,7 +111,7 @@ def _summary(
 ) -> dict[str, str]:
     counts = Counter(t.state.name.lower() for t in trials)
     tracking = study.user_attrs.get(TRACKING_ATTR) or {}
-    objective = study.user_attrs.get("objective", OBJECTIVE)
+    objective = study.user_attrs.get(OBJECTIVE_ATTR, OBJECTIVE)
     summary = {
         "objective": f"{study.direction.name.lower()} {objective}",
         "trials": ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none yet",
@@ -133,8 +140,8 @@ def _best(trial: FrozenTrial) -> dict[str, str]:
     elif "test_accuracy" in trial.user_attrs:
         best["test_accuracy"] = f"{trial.user_attrs['test_accuracy']:.4f}"
     best.update({name: param_text(value) for name, value in trial.params.items()})
-    if "mlflow_run_id" in trial.user_attrs:
-        best["MLflow run"] = str(trial.user_attrs["mlflow_run_id"])
+    if RUN_ID_ATTR in trial.user_attrs:
+        best["MLflow run"] = str(trial.user_attrs[RUN_ID_ATTR])
     return best
 
 

@@ -24,7 +24,12 @@ from mnist_models.errors import ConfigError
 from mnist_models.stats import Summary, summarise
 from sweeps.console import console
 from sweeps.spec.sweep_file import OBJECTIVE
-from sweeps.store.keys import CONFIG_ATTR, TEST_REPEATS_ATTR
+from sweeps.store.keys import (
+    CONFIG_ATTR,
+    RUN_ID_ATTR,
+    TEST_REPEATS_ATTR,
+    parent_run_tags,
+)
 from sweeps.store.ranking import top_trials, trial_summary
 from sweeps.store.storage import redact_url
 from tracking import Tracker
@@ -33,7 +38,7 @@ from tracking.runs import open_existing_store
 
 FOLDER = "study"
 PLOTS = ("optimization_history", "param_importances", "parallel_coordinate", "intermediate_values")
-USER_ATTRS = ("test_accuracy", "epochs_trained", "mlflow_run_id")
+USER_ATTRS = ("test_accuracy", "epochs_trained", RUN_ID_ATTR)
 # Drawn only for a study with repeated trials, so not in PLOTS: `report` lists every missing
 # PLOTS entry as "not drawn yet", which a study trained once per trial never will be.
 TOP_TRIALS = "top_trials"
@@ -260,7 +265,7 @@ def find_parent_run(study: str, experiment: str, tracking_uri: str | None) -> tu
     if found is None or found.lifecycle_stage != "active":
         raise ConfigError(f"--experiment {experiment!r}: no such experiment in {redact_url(uri)}")
     tracker = Tracker(experiment, uri)
-    runs = tracker.find_runs({"optuna.study": study, "mnist_sweeps.role": "study"})
+    runs = tracker.find_runs(parent_run_tags(study))
     if not runs:
         raise ConfigError(
             f"--study {study!r}: no parent run (mnist_sweeps.role=study) in experiment "

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from sweeps.console import console
 from sweeps.results.report import log_study_report
 from sweeps.spec.sweep_file import OBJECTIVE
+from sweeps.store.keys import RUN_ID_ATTR
 from sweeps.store.ranking import best_first, param_text, test_accuracy_text, value_text
 from tracking import RunLogger, Tracker
 from tracking.redact import redact_text
@@ -50,8 +51,8 @@ def _summarise(tracker: Tracker, parent_id: str, study: optuna.Study) -> None:
         best = study.best_trial
         tags.update({"best.trial": best.number, "best.value": f"{best.value:.6f}"})
         tags.update({f"best.{key}": value for key, value in best.params.items()})
-        if "mlflow_run_id" in best.user_attrs:
-            tags["best.run_id"] = best.user_attrs["mlflow_run_id"]
+        if RUN_ID_ATTR in best.user_attrs:
+            tags["best.run_id"] = best.user_attrs[RUN_ID_ATTR]
         tracker.client.log_batch(
             parent_id,
             metrics=[Metric(f"best_{OBJECTIVE}", study.best_value, 0, len(trials))],

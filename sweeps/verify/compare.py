@@ -25,6 +25,7 @@ from sweeps.engine.progress import epoch_lines
 from tracking import Tracker, ended
 from tracking.figures import intervals_figure
 from tracking.repeats import SUMMARISED, RepeatRecord, run_repeats, summaries
+from tracking.tags import ROLE_TAG
 
 DEFAULT_REPEATS = 5
 COMPARE_ROLE = "compare"
@@ -127,7 +128,7 @@ def run_compare(
     splits_for(configs[0])  # missing data fails before any run is created
     tracker = Tracker(experiment or f"mnist-{base.model}-compare", tracking_uri)
     title = "compare " + " vs ".join(v.label for v in variants)
-    parent = tracker.start_run(title, tags={"mnist_sweeps.role": COMPARE_ROLE, "model": base.model})
+    parent = tracker.start_run(title, tags={ROLE_TAG: COMPARE_ROLE, "model": base.model})
     measured = []
     with ended(parent):
         parent.log_params({"repeats": repeats, "metric": metric, "variants": len(variants)})
@@ -138,7 +139,7 @@ def run_compare(
                 config,
                 repeat_seeds(config.seed, repeats),
                 splits_for,
-                tags={"mnist_sweeps.role": "variant", "model": config.model}
+                tags={ROLE_TAG: "variant", "model": config.model}
                 | {f"vary.{k}": _text(v) for k, v in variant.overrides.items()},
                 parent_run_id=parent.run_id,
                 callbacks_for=epoch_lines,

@@ -21,10 +21,11 @@ from mnist_models.seeds import fresh_seeds
 from mnist_models.stats import PairedTest, Summary, paired_test
 from sweeps.console import console
 from sweeps.engine.progress import epoch_lines
-from sweeps.store.keys import CONFIG_ATTR, REPEAT_SEEDS_ATTR, TRACKING_ATTR
+from sweeps.store.keys import CONFIG_ATTR, REPEAT_SEEDS_ATTR, STUDY_TAG, TRACKING_ATTR, TRIAL_TAG
 from sweeps.store.ranking import top_trials
 from tracking import Tracker, ended
 from tracking.repeats import RepeatRecord, run_repeats, summaries
+from tracking.tags import ROLE_TAG
 
 CONFIRM_ROLE = "confirm"
 
@@ -120,7 +121,7 @@ def confirm(
     )
     parent = tracker.start_run(
         f"confirm-{study.study_name}",
-        tags={"optuna.study": study.study_name, "mnist_sweeps.role": CONFIRM_ROLE},
+        tags={STUDY_TAG: study.study_name, ROLE_TAG: CONFIRM_ROLE},
     )
     confirmed = []
     with ended(parent):
@@ -135,14 +136,14 @@ def confirm(
                 seeds,
                 splits_for,
                 tags={
-                    "optuna.study": study.study_name,
-                    "optuna.trial": trial.number,
-                    "mnist_sweeps.role": "confirmed",
+                    STUDY_TAG: study.study_name,
+                    TRIAL_TAG: trial.number,
+                    ROLE_TAG: "confirmed",
                     "search.value": f"{trial.value:.6f}",
                     "model": config.model,
                 },
                 parent_run_id=parent.run_id,
-                repeat_tags={"optuna.trial": trial.number},
+                repeat_tags={TRIAL_TAG: trial.number},
                 callbacks_for=epoch_lines,
             )
             found = Confirmed(trial, config, records, run.run_id)

@@ -32,10 +32,12 @@ from mnist_models.stats import CONFIDENCE, prediction_interval, summarise
 from mnist_models.training import TrainResult, load_splits
 from sweeps.console import console
 from sweeps.engine.progress import EpochPrinter, epoch_lines
+from sweeps.store.keys import REPRODUCES_TAG, STATE_TAG
 from sweeps.store.storage import redact_url
 from tracking import Tracker, train_and_end
 from tracking.repeats import SUMMARISED, run_repeats
 from tracking.runs import open_existing_store
+from tracking.tags import ROLE_TAG
 
 CONFIG_ARTIFACT = "config.toml"
 # Final metrics of every run (see RunLogger.log_result); val_* hold their last epoch.
@@ -122,7 +124,7 @@ def reproduce_run(
     repeats = given if given is not None else logged_repeats(original)
     experiment = experiment or client.get_experiment(original.info.experiment_id).name
     label = f"reproduce-{original.info.run_name or run_id}"
-    tags = {"reproduces": run_id, "mnist_sweeps.role": "reproduce", "model": config.model}
+    tags = {REPRODUCES_TAG: run_id, ROLE_TAG: "reproduce", "model": config.model}
     if repeats > 1:
         if given is None:
             console.print(f"repeats: {repeats}, as the original run (its `repeats` param)")
@@ -168,7 +170,7 @@ def logged_repeats(run: Run) -> int:
 
 
 def _pruned_note(original: Run) -> None:
-    if original.data.tags.get("optuna.state") == "PRUNED":
+    if original.data.tags.get(STATE_TAG) == "PRUNED":
         console.print(
             f"note: the original trial was pruned at epoch "
             f"{original.data.tags.get('pruned_at_epoch', '?')}; this run trained every epoch"

@@ -13,7 +13,7 @@ from helpers.cli import start_cli
 from optuna.trial import TrialState
 
 from sweeps.engine.budget import SURPLUS_ATTR
-from sweeps.engine.recovery import RETRY_OF_ATTR, WORKER_ATTR
+from sweeps.store.keys import RETRY_OF_ATTR, WORKER_ATTR
 
 pytestmark = pytest.mark.fault
 

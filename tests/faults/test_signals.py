@@ -21,7 +21,7 @@ from helpers.cli import cli_command, cli_env, start_cli, wait_for_ui
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from sweeps.engine.recovery import WORKER_ATTR
+from sweeps.store.keys import WORKER_ATTR
 from tracking.server import free_port
 
 pytestmark = pytest.mark.fault

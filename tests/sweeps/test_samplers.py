@@ -10,10 +10,11 @@ import pytest
 from optuna.trial import TrialState
 
 from mnist_models.errors import ConfigError
-from sweeps.engine.recovery import RETRY_OF_ATTR, requeue
+from sweeps.engine.recovery import requeue
 from sweeps.engine.samplers import SAMPLERS, draw_index, grid_trials_left, make_sampler
 from sweeps.spec.space import SearchSpace
 from sweeps.spec.sweep_file import SweepConfig
+from sweeps.store.keys import RETRY_OF_ATTR
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
