@@ -25,15 +25,15 @@ OPTUNA_FLOOR = "4.9.0"  # keep equal to the floor of `optuna>=` in pyproject.tom
 # recovery of dead trials, studies and resuming them, trial logging, reports and exports.
 # Extend freely; on two cores these take about 55 s.
 FLOOR_TESTS = (
-    "tests/sweeps/test_storage.py",
-    "tests/sweeps/test_study.py",
-    "tests/sweeps/test_resume.py",
-    "tests/sweeps/test_space.py",
-    "tests/sweeps/test_samplers.py",
-    "tests/sweeps/test_progress.py",
-    "tests/sweeps/test_export.py",
-    "tests/sweeps/test_report.py",
-    "tests/sweeps/test_report_html.py",
+    "tests/sweeps/store/test_storage.py",
+    "tests/sweeps/engine/test_study.py",
+    "tests/sweeps/engine/test_resume.py",
+    "tests/sweeps/spec/test_space.py",
+    "tests/sweeps/engine/test_samplers.py",
+    "tests/sweeps/engine/test_progress.py",
+    "tests/sweeps/results/test_export.py",
+    "tests/sweeps/results/test_report.py",
+    "tests/sweeps/results/test_report_html.py",
 )
 _CHECK_VERSION = (
     "import optuna, sys; "

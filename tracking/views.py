@@ -13,7 +13,7 @@ hand. Two of the UI's own mechanisms fix both without a server-side change:
   shows collapsed (a shared view cannot expand rows).
 
 The view-state schema is the UI's, not a public API; the browser test in
-``tests/sweeps/test_ui_browser.py`` checks that it still renders the columns.
+``tests/sweeps/cli/test_ui_browser.py`` checks that it still renders the columns.
 """
 
 from __future__ import annotations

@@ -212,7 +212,7 @@ def test_the_page_shows_the_search_space_the_study_stored(
 
 def test_a_grid_study_shows_its_grid_values(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    sweep = SweepConfig.from_file(Path(__file__).resolve().parents[2] / "sweeps" / "grid.toml")
+    sweep = SweepConfig.from_file(Path(__file__).resolve().parents[3] / "sweeps" / "grid.toml")
     study = load_or_create_study(sweep, SweepSettings(study="grid", storage=storage))
     header, *rows = _space_rows(render_study_page(study, storage, {}))
     assert header == ["parameter", "type", "range or choices", "log", "grid"]

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from sweeps.cli import main
 
-GRID_FILE = Path(__file__).resolve().parents[2] / "sweeps" / "grid.toml"
+GRID_FILE = Path(__file__).resolve().parents[3] / "sweeps" / "grid.toml"
 
 
 def test_the_report_grid_tries_each_point_once_and_a_rerun_adds_nothing(

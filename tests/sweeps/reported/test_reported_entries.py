@@ -18,7 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REPORTED = ROOT / "sweeps" / "reported"
 ENTRIES = sorted(REPORTED.glob("*.toml"))
 MINIBATCH = [
