@@ -66,6 +66,7 @@ def test_ctrl_c_ends_the_trial_cleanly_exits_130_and_resumes(
     assert len([r for r in runs_after if r.data.tags.get("mnist_sweeps.role") == "study"]) == 1
 
 
+@pytest.mark.slow  # minutes on two cores: CI runs it in its `pytest -m slow` pass
 def test_a_worker_killed_mid_trial_is_failed_retried_and_the_study_completes(
     tmp_path: Path, mnist_dir: Path
 ) -> None:

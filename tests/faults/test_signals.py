@@ -74,6 +74,7 @@ def _assert_stopped_cleanly(work: Path, study: str, reason: str) -> optuna.trial
     return stopped
 
 
+@pytest.mark.slow  # minutes on two cores: CI runs it in its `pytest -m slow` pass
 def test_sigterm_stops_a_sweep_cleanly_and_the_resumed_sweep_matches_an_uninterrupted_one(
     tmp_path: Path, mnist_dir: Path
 ) -> None:
@@ -112,6 +113,7 @@ def _take_terminal() -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
+@pytest.mark.slow  # minutes on two cores: CI runs it in its `pytest -m slow` pass
 def test_closing_the_terminal_stops_a_sweep_cleanly(tmp_path: Path, mnist_dir: Path) -> None:
     """A real hang-up: the sweep runs on a pseudo-terminal that is then closed."""
     master, slave = pty.openpty()
@@ -211,6 +213,7 @@ def test_workers_stop_themselves_cleanly_when_the_sweep_is_killed(
     assert all(r.info.status != "RUNNING" for r in trial_runs)
 
 
+@pytest.mark.slow  # minutes on two cores: CI runs it in its `pytest -m slow` pass
 def test_sighup_stops_a_worker_cleanly(tmp_path: Path, mnist_dir: Path) -> None:
     finish(start_cli(_sweep_args(tmp_path, "join", trials=1), tmp_path, mnist_dir))
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"

@@ -62,6 +62,7 @@ def _wait_for_second_trial_running(storage: str, process: subprocess.Popen[str])
     raise AssertionError("the sweep never reached the middle of its second trial")
 
 
+@pytest.mark.slow  # minutes on two cores: CI runs it in its `pytest -m slow` pass
 def test_sigkill_during_a_trial_then_resume(tmp_path: Path, mnist_dir: Path) -> None:
     env = {**os.environ, "MNIST_DIR": str(mnist_dir), "MPLBACKEND": "Agg"}
     command = [sys.executable, "-m", "sweeps.cli", *_sweep_args(tmp_path, trials=3)]
