@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
@@ -102,9 +103,18 @@ def summarise(values: Sequence[float], confidence: float = CONFIDENCE) -> Summar
     return Summary(mean, std, n, float(low), float(high), confidence)
 
 
-def prediction_interval(
-    values: Sequence[float], confidence: float = CONFIDENCE
-) -> tuple[float, float]:
+class Interval(NamedTuple):
+    """A closed interval ``[low, high]``; NaN ends contain nothing."""
+
+    low: float
+    high: float
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies in the interval, ends included."""
+        return self.low <= value <= self.high
+
+
+def prediction_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
     """Where one more run (a new seed) falls with probability ``confidence``.
 
     ``mean ± t(n-1) * sd * sqrt(1 + 1/n)``: wider than the interval of the mean, since it
@@ -115,10 +125,10 @@ def prediction_interval(
     _check_confidence(confidence)
     n = len(data)
     if n < 2:
-        return math.nan, math.nan
+        return Interval(math.nan, math.nan)
     mean, std = float(np.mean(data)), float(np.std(data, ddof=1))
     half = float(stats.t.ppf((1 + confidence) / 2, df=n - 1)) * std * math.sqrt(1 + 1 / n)
-    return mean - half, mean + half
+    return Interval(mean - half, mean + half)
 
 
 @dataclass(frozen=True)

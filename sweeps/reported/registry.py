@@ -18,7 +18,7 @@ from typing import Any, Literal, get_args
 from mnist_models import fields
 from mnist_models.config import TrainConfig, read_toml
 from mnist_models.errors import ConfigError
-from mnist_models.stats import CONFIDENCE, prediction_interval, summarise
+from mnist_models.stats import CONFIDENCE, Interval, prediction_interval, summarise
 from mnist_models.training import TrainResult
 from sweeps.reported.formats import printed_figures as grokking_figures
 
@@ -247,7 +247,7 @@ class Spread:
     @property
     def inside(self) -> bool:
         """Whether the published figure could be one more run of ours (within the interval)."""
-        return self.low <= self.published <= self.high
+        return Interval(self.low, self.high).contains(self.published)
 
     @property
     def label(self) -> str:

@@ -304,13 +304,12 @@ def repeats_table(original: Run, finals: Sequence[dict[str, float]], label: str)
         if values is None:
             table.add_row(key, _number(key, before), "-", "-", "-")
             continue
-        low, high = prediction_interval(values)
+        interval = prediction_interval(values)
         inside = "-"
         if before is not None and math.isfinite(before):
-            inside = "yes" if low <= before <= high else "no"
-        table.add_row(
-            key, _number(key, before), summarise(values).text(6), f"{low:.6f}-{high:.6f}", inside
-        )
+            inside = "yes" if interval.contains(before) else "no"
+        shown = f"{interval.low:.6f}-{interval.high:.6f}"
+        table.add_row(key, _number(key, before), summarise(values).text(6), shown, inside)
     return table
 
 
@@ -321,10 +320,10 @@ def spread_sentence(
     values = _finite_values(key, finals)
     if original is None or values is None or not math.isfinite(original):
         return None
-    low, high = prediction_interval(values)
-    where = "inside" if low <= original <= high else "outside"
+    interval = prediction_interval(values)
+    where = "inside" if interval.contains(original) else "outside"
     meaning = "within seed-to-seed spread" if where == "inside" else "beyond seed-to-seed spread"
     return (
         f"original {key} {original:.6f} lies {where} the {CONFIDENCE:.0%} prediction interval "
-        f"of the {len(values)} reproductions ({low:.6f} to {high:.6f}): {meaning}"
+        f"of the {len(values)} reproductions ({interval.low:.6f} to {interval.high:.6f}): {meaning}"
     )

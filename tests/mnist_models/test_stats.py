@@ -56,6 +56,13 @@ def test_prediction_interval_holds_one_more_run() -> None:
     assert all(math.isnan(v) for v in prediction_interval([0.9]))
 
 
+def test_an_interval_contains_its_ends_and_nothing_when_undefined() -> None:
+    interval = prediction_interval(VALUES)
+    assert interval.contains(interval.low) and interval.contains(interval.high)
+    assert not interval.contains(interval.high + 1e-9)
+    assert not prediction_interval([0.9]).contains(0.9)  # NaN ends: one run has no spread
+
+
 def test_paired_test_matches_scipy_ttest_rel() -> None:
     a = [0.9812, 0.9790, 0.9825, 0.9801]
     b = [0.9800, 0.9771, 0.9819, 0.9790]
