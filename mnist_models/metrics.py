@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix
 
 N_CLASSES = 10
 
@@ -48,6 +47,10 @@ class Evaluation:
 
 def evaluate_scores(labels: np.ndarray, scores: np.ndarray, loss: float) -> Evaluation:
     """Builds an :class:`Evaluation` from true labels and per-class scores (n, 10)."""
+    # Imported here: scikit-learn takes seconds to import, which every command (even --help)
+    # would pay at start-up; only evaluating a trained model needs it.
+    from sklearn.metrics import accuracy_score, confusion_matrix
+
     predictions = np.asarray(scores).argmax(axis=1)
     confusion = confusion_matrix(labels, predictions, labels=np.arange(N_CLASSES))
     support = confusion.sum(axis=1)

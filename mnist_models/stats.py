@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
 
 CONFIDENCE = 0.95  # of every interval the product prints
 ALPHA = 1.0 - CONFIDENCE  # a paired difference is called when p < ALPHA
@@ -91,6 +90,8 @@ def summarise(values: Sequence[float], confidence: float = CONFIDENCE) -> Summar
     Raises:
         ValueError: For no values, a non-finite value or a confidence outside (0, 1).
     """
+    from scipy import stats  # a second to import: only when a figure is summarised
+
     data = _finite(values, "values")
     _check_confidence(confidence)
     n, mean = len(data), float(np.mean(data))
@@ -121,6 +122,8 @@ def prediction_interval(values: Sequence[float], confidence: float = CONFIDENCE)
     holds a single run; the question "could the published single run come from our runs'
     spread?" is this one. NaNs for fewer than two values.
     """
+    from scipy import stats  # lazily, as in summarise()
+
     data = _finite(values, "values")
     _check_confidence(confidence)
     n = len(data)
@@ -184,6 +187,8 @@ def paired_test(
     Raises:
         ValueError: When ``a`` and ``b`` differ in length, are empty or hold non-finite values.
     """
+    from scipy import stats  # lazily, as in summarise()
+
     x, y = _finite(a, "a"), _finite(b, "b")
     if len(x) != len(y):
         raise ValueError(f"paired samples need equal lengths, got {len(x)} and {len(y)}")
@@ -206,6 +211,8 @@ def paired_test(
 
 def _sign_flip_p(d: np.ndarray) -> float:
     """Exact two-sided p of the mean difference under random signs (all 2**n flips, n <= 16)."""
+    from scipy import stats  # lazily, as in summarise()
+
     if not np.any(d):
         return 1.0
     result = stats.permutation_test(

@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
-from sklearn.metrics import ConfusionMatrixDisplay
 
 from mnist_models.callbacks import EpochResult
 from mnist_models.metrics import Evaluation
@@ -19,6 +18,9 @@ from mnist_models.stats import Summary
 
 def confusion_matrix_figure(evaluation: Evaluation, title: str = "Test confusion matrix") -> Figure:
     """Counts per (true, predicted) digit, with the accuracy in the title."""
+    # Imported here: scikit-learn costs every command seconds at start-up (see metrics.py).
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     # Fixed margins: constrained layout re-measures every one of the 100 labels, per trial.
     figure = Figure(figsize=(6.4, 5.6))
     axes = figure.add_axes((0.1, 0.09, 0.86, 0.83))
