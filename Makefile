@@ -24,6 +24,7 @@ bench:
 	$(PY) bench/pruning.py
 	$(PY) bench/cnn_epoch.py
 	$(PY) bench/memory.py
+	$(PY) bench/startup.py
 
 bench-quick:
 	$(PY) bench/overhead.py --quick
@@ -33,3 +34,4 @@ bench-quick:
 	$(PY) bench/pruning.py --quick
 	$(PY) bench/cnn_epoch.py --quick
 	$(PY) bench/memory.py --quick
+	$(PY) bench/startup.py --quick

@@ -1,28 +1,39 @@
 """Figures for runs: confusion matrix, learning curves, worst misclassified test digits.
 
 Built on :class:`matplotlib.figure.Figure` directly (no pyplot state, Agg canvas), so a long
-sweep never accumulates open figures and never needs a display.
+sweep never accumulates open figures and never needs a display. matplotlib and scikit-learn
+are imported inside the functions that draw: every command would otherwise pay about a second
+for them at start-up (``bench/startup.py``), most without drawing anything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from mnist_models.callbacks import EpochResult
 from mnist_models.metrics import Evaluation
 from mnist_models.stats import Summary
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _figure(**kwargs: Any) -> Figure:
+    """A new :class:`~matplotlib.figure.Figure` (matplotlib imported on the first one)."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
 
 def confusion_matrix_figure(evaluation: Evaluation, title: str = "Test confusion matrix") -> Figure:
     """Counts per (true, predicted) digit, with the accuracy in the title."""
-    # Imported here: scikit-learn costs every command seconds at start-up (see metrics.py).
     from sklearn.metrics import ConfusionMatrixDisplay
 
     # Fixed margins: constrained layout re-measures every one of the 100 labels, per trial.
-    figure = Figure(figsize=(6.4, 5.6))
+    figure = _figure(figsize=(6.4, 5.6))
     axes = figure.add_axes((0.1, 0.09, 0.86, 0.83))
     ConfusionMatrixDisplay(evaluation.confusion, display_labels=list(range(10))).plot(
         ax=axes, cmap="Blues", colorbar=False, values_format="d"
@@ -33,7 +44,7 @@ def confusion_matrix_figure(evaluation: Evaluation, title: str = "Test confusion
 
 def curves_figure(history: Sequence[EpochResult]) -> Figure:
     """Loss and accuracy per epoch, training beside validation."""
-    figure = Figure(figsize=(10, 4))
+    figure = _figure(figsize=(10, 4))
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.96, wspace=0.22)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     epochs = [event.epoch for event in history]
@@ -61,7 +72,7 @@ def misclassified_figure(
     rows = max(1, -(-len(worst) // columns))
     tile, gap = 28, 10  # pixels; the gap above each digit holds its caption
     mosaic = np.zeros((rows * (tile + gap), columns * tile + (columns - 1) * 2), np.float32)
-    figure = Figure(figsize=(1.6 * columns, 1.8 * rows + 0.4))
+    figure = _figure(figsize=(1.6 * columns, 1.8 * rows + 0.4))
     axes = figure.add_axes((0.0, 0.0, 1.0, 1.0 - 0.4 / (1.8 * rows + 0.4)))
     for slot, index in enumerate(worst):
         top, left = (slot // columns) * (tile + gap) + gap, (slot % columns) * (tile + 2)
@@ -87,7 +98,7 @@ def repeats_curves_figure(histories: Sequence[Sequence[dict[str, float]]]) -> Fi
         histories: One list per repeat of per-epoch metrics (``epoch``, ``train_loss``,
             ``val_accuracy``, ...); epochs reached by only some repeats are left out.
     """
-    figure = Figure(figsize=(10, 4))
+    figure = _figure(figsize=(10, 4))
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.22)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     epochs = min(len(history) for history in histories)
@@ -136,7 +147,7 @@ def intervals_figure(
             raise ValueError(
                 f"series {name!r}: {len(summaries)} summaries for {len(labels)} labels"
             )
-    figure = Figure(figsize=(max(6.0, 0.8 * len(labels) + 2.5), 4.5), layout="constrained")
+    figure = _figure(figsize=(max(6.0, 0.8 * len(labels) + 2.5), 4.5), layout="constrained")
     axes = figure.add_subplot()
     # Dodge the series inside each slot so bars of the same slot never hide one another.
     offsets = np.linspace(-0.15, 0.15, len(series)) if len(series) > 1 else np.zeros(len(series))
