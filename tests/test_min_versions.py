@@ -91,6 +91,7 @@ def _on_the_floor(
     )
 
 
+@pytest.mark.slow  # minutes on two cores: CI runs it in its `pytest -m slow` pass
 def test_the_optuna_facing_tests_pass_on_the_oldest_optuna(
     old_optuna: Path, mnist_dir: Path
 ) -> None:
@@ -101,6 +102,7 @@ def test_the_optuna_facing_tests_pass_on_the_oldest_optuna(
     assert " passed" in done.stdout
 
 
+@pytest.mark.slow  # minutes on two cores: CI runs it in its `pytest -m slow` pass
 def test_a_real_sweep_runs_on_the_oldest_optuna(
     old_optuna: Path, mnist_dir: Path, tmp_path: Path
 ) -> None:

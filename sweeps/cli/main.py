@@ -13,7 +13,18 @@ import optuna
 
 from mnist_models.data import DatasetFallbackWarning
 from mnist_models.errors import ConfigError, DataError, MnistSweepsError
-from sweeps.cli import best, compare, report, reproduce, studies, sweep, train, ui, worker
+from sweeps.cli import (
+    best,
+    compare,
+    report,
+    reproduce,
+    storage_proxy,
+    studies,
+    sweep,
+    train,
+    ui,
+    worker,
+)
 from sweeps.console import console, quiet_expected_trial_ends
 from sweeps.engine.signals import exit_code, stopping_on_signals
 from tracking import TrackingUnavailableWarning
@@ -59,6 +70,7 @@ COMMANDS: dict[str, Command] = {
     "best": best,
     "reproduce": reproduce,
     "ui": ui,
+    "storage-proxy": storage_proxy,
 }
 
 

@@ -14,8 +14,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_models.errors import TrialFailed
+from sweeps.store.keys import SURPLUS_ATTR
 
-SURPLUS_ATTR = "surplus"
 _TAKING = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 

@@ -17,13 +17,17 @@ from sweeps.engine.recovery import requeue, worker_id
 from sweeps.engine.runners import TrialOutcome, TrialRunner
 from sweeps.spec.sweep_file import SweepConfig
 from sweeps.store.keys import (
+    EPOCHS_TRAINED_ATTR,
+    MLFLOW_ERROR_ATTR,
     REPEAT_SEEDS_ATTR,
     RETRY_OF_ATTR,
     RETRY_OF_TAG,
     RUN_ID_ATTR,
     STATE_TAG,
     STUDY_TAG,
+    TEST_ACCURACY_ATTR,
     TEST_REPEATS_ATTR,
+    TRIAL_CONFIG_ATTR,
     TRIAL_TAG,
     VAL_REPEATS_ATTR,
     WORKER_ATTR,
@@ -85,7 +89,7 @@ class Objective:
         self._close_unclosed_runs()
         params = self.sweep.space.sample(trial)
         config = self.sweep.base.replace(params, source=f"trial {trial.number}")
-        trial.set_user_attr("config", config.to_dict())
+        trial.set_user_attr(TRIAL_CONFIG_ATTR, config.to_dict())
         trial.set_user_attr(WORKER_ATTR, worker_id())
         retry_of = trial.user_attrs.get(RETRY_OF_ATTR)
         name = f"trial-{trial.number:03d} {short_params(params)}".strip()
@@ -118,8 +122,8 @@ class Objective:
         except BaseException as exc:
             _close_after_error(run, "FAILED", f"{type(exc).__name__}: {exc}")
             raise
-        trial.set_user_attr("test_accuracy", result.test_accuracy)
-        trial.set_user_attr("epochs_trained", result.epochs_trained)
+        trial.set_user_attr(TEST_ACCURACY_ATTR, result.test_accuracy)
+        trial.set_user_attr(EPOCHS_TRAINED_ATTR, result.epochs_trained)
         value = result.val_accuracy  # with repeats: their mean
         # A pruned trial is visibly not a finished one: KILLED status and its own state tag.
         # With repeats, where it stopped is a repeat and an epoch ("pruned in repeat 2 of 3 at
@@ -230,7 +234,7 @@ class Objective:
         """Keeps the trial's Optuna record whole and says which MLflow run is incomplete."""
         if run.failure is None:
             return
-        trial.set_user_attr("mlflow_error", run.failure)
+        trial.set_user_attr(MLFLOW_ERROR_ATTR, run.failure)
         console.print(
             f"[yellow]{name}: MLflow run {run.run_id or '(not created)'} is incomplete "
             f"({run.failure}); the trial's result is kept in Optuna[/]"

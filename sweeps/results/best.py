@@ -9,6 +9,7 @@ from optuna.trial import FrozenTrial
 from mnist_models.config import TrainConfig
 from mnist_models.errors import ConfigError
 from sweeps.spec.sweep_file import OBJECTIVE
+from sweeps.store.keys import TRIAL_CONFIG_ATTR
 from sweeps.store.ranking import trial_summary, value_text
 from sweeps.store.storage import redact_url
 
@@ -19,7 +20,7 @@ def best_toml(study: str, url: str, trial: FrozenTrial, confirmed: Sequence[str]
     Raises:
         ConfigError: If the trial has no valid ``config`` user attr (not run by mnist-sweep).
     """
-    stored = trial.user_attrs.get("config")
+    stored = trial.user_attrs.get(TRIAL_CONFIG_ATTR)
     where = f"study {study!r} trial {trial.number}"
     if not isinstance(stored, dict):
         raise ConfigError(f"--study {study!r}: {where} has no 'config' user attr to export")

@@ -33,6 +33,7 @@ from sweeps.store.keys import (
     OBJECTIVE_ATTR,
     RUN_ID_ATTR,
     TARGET_ATTR,
+    TEST_ACCURACY_ATTR,
     TEST_REPEATS_ATTR,
     TRACKING_ATTR,
 )
@@ -137,8 +138,8 @@ def _best(trial: FrozenTrial) -> dict[str, str]:
     if test is not None:
         best["test_accuracy"] = test.text()
         best[f"test_accuracy {_level(test)} CI"] = _interval(test)
-    elif "test_accuracy" in trial.user_attrs:
-        best["test_accuracy"] = f"{trial.user_attrs['test_accuracy']:.4f}"
+    elif TEST_ACCURACY_ATTR in trial.user_attrs:
+        best["test_accuracy"] = f"{trial.user_attrs[TEST_ACCURACY_ATTR]:.4f}"
     best.update({name: param_text(value) for name, value in trial.params.items()})
     if RUN_ID_ATTR in trial.user_attrs:
         best["MLflow run"] = str(trial.user_attrs[RUN_ID_ATTR])

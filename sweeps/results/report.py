@@ -26,7 +26,9 @@ from sweeps.console import console
 from sweeps.spec.sweep_file import OBJECTIVE
 from sweeps.store.keys import (
     CONFIG_ATTR,
+    EPOCHS_TRAINED_ATTR,
     RUN_ID_ATTR,
+    TEST_ACCURACY_ATTR,
     TEST_REPEATS_ATTR,
     parent_run_tags,
 )
@@ -38,7 +40,7 @@ from tracking.runs import open_existing_store
 
 FOLDER = "study"
 PLOTS = ("optimization_history", "param_importances", "parallel_coordinate", "intermediate_values")
-USER_ATTRS = ("test_accuracy", "epochs_trained", RUN_ID_ATTR)
+USER_ATTRS = (TEST_ACCURACY_ATTR, EPOCHS_TRAINED_ATTR, RUN_ID_ATTR)
 # Drawn only for a study with repeated trials, so not in PLOTS: `report` lists every missing
 # PLOTS entry as "not drawn yet", which a study trained once per trial never will be.
 TOP_TRIALS = "top_trials"
@@ -219,7 +221,7 @@ def _test_summary(trial: FrozenTrial) -> Summary | None:
     repeated = trial_summary(trial, TEST_REPEATS_ATTR)
     if repeated is not None:
         return repeated
-    single = trial.user_attrs.get("test_accuracy")
+    single = trial.user_attrs.get(TEST_ACCURACY_ATTR)
     if isinstance(single, (int, float)) and math.isfinite(single):
         return summarise([single])
     return None

@@ -19,10 +19,15 @@ VAL_REPEATS_ATTR = "val_accuracy_repeats"  # validation accuracy of each repeat 
 TEST_REPEATS_ATTR = "test_accuracy_repeats"  # test accuracy of each repeat trained
 
 # Trial user attributes.
+TRIAL_CONFIG_ATTR = "config"  # the trial's resolved TrainConfig, as a dict
+TEST_ACCURACY_ATTR = "test_accuracy"  # its test accuracy (the value is validation accuracy)
+EPOCHS_TRAINED_ATTR = "epochs_trained"  # epochs it trained before ending (or being stopped)
 RUN_ID_ATTR = "mlflow_run_id"  # the trial's MLflow run
 WORKER_ATTR = "worker"  # host:pid of the worker process that ran the trial
 RETRY_OF_ATTR = "retry_of"  # a re-queued trial: the number of the trial it re-runs
 RETRY_COUNT_ATTR = "retry_count"  # ... and how many times its params have been re-queued
+SURPLUS_ATTR = "surplus"  # asked for after the budget was taken (a race): ended, not trained
+MLFLOW_ERROR_ATTR = "mlflow_error"  # what MLflow failed to log for the trial (it still counts)
 
 # MLflow tags of a sweep's runs.
 STUDY_TAG = "optuna.study"

@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial
 from sqlalchemy.exc import SQLAlchemyError
 
 from mnist_models.errors import ConfigError
+from sweeps.store import proxy
 from tracking.redact import redact_url
 from tracking.runs import sqlite_path, use_write_ahead_log
 
@@ -43,7 +44,8 @@ def default_storage(folder: str | Path = ".") -> str:
 
 
 def storage_kind(url: str) -> str:
-    """``rdb`` or ``journal``, checked without connecting or creating anything.
+    """``rdb``, ``journal`` or ``grpc`` (a storage proxy), checked without connecting or
+    creating anything.
 
     Raises:
         ConfigError: For an unsupported URL, naming it with its password redacted.
@@ -51,11 +53,15 @@ def storage_kind(url: str) -> str:
     scheme = url.split(":", 1)[0].split("+", 1)[0] if "://" in url else ""
     if scheme in _SCHEMES:
         return "rdb"
+    if scheme == proxy.SCHEME:
+        proxy.proxy_address(url)  # a host and a port, or a one-line error
+        return "grpc"
     if not scheme and url.endswith((".journal", ".log")):
         return "journal"
     raise ConfigError(
         f"--storage {redact_url(url)!r}: expected a database URL "
-        f"(sqlite:///file.db, postgresql://..., mysql://...) or a path ending in .journal"
+        f"(sqlite:///file.db, postgresql://..., mysql://...), a storage proxy "
+        f"(grpc://HOST:PORT) or a path ending in .journal"
     )
 
 
@@ -65,18 +71,21 @@ def open_storage(
     heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
     grace_period: int = GRACE_PERIOD_S,
 ) -> optuna.storages.BaseStorage:
-    """Opens ``url`` (an RDB URL or a ``.journal``/``.log`` file path) as an Optuna storage.
+    """Opens ``url`` (an RDB URL, a ``grpc://`` storage proxy or a ``.journal``/``.log`` file
+    path) as an Optuna storage.
 
     Args:
         url: The storage; ``None`` is the local default.
         dead_trial_callback: With an RDB storage, turns on Optuna's trial heartbeats: a
             running trial silent for ``grace_period`` seconds is failed and passed to this.
-            Journal files have no heartbeats in Optuna.
+            Journal files and the storage proxy have no heartbeats in Optuna.
         heartbeat_interval: Seconds between heartbeats of a running trial.
         grace_period: Seconds of silence after which a running trial counts as dead.
     """
     url = url or default_storage()
     kind = storage_kind(url)
+    if kind == "grpc":
+        return proxy.open_proxy(url)
     local = local_path(url)
     if local is not None:
         local.parent.mkdir(parents=True, exist_ok=True)  # like the file itself, made on demand

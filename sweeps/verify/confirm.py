@@ -21,7 +21,14 @@ from mnist_models.seeds import fresh_seeds
 from mnist_models.stats import PairedTest, Summary, paired_test
 from sweeps.console import console
 from sweeps.engine.progress import epoch_lines
-from sweeps.store.keys import CONFIG_ATTR, REPEAT_SEEDS_ATTR, STUDY_TAG, TRACKING_ATTR, TRIAL_TAG
+from sweeps.store.keys import (
+    CONFIG_ATTR,
+    REPEAT_SEEDS_ATTR,
+    STUDY_TAG,
+    TRACKING_ATTR,
+    TRIAL_CONFIG_ATTR,
+    TRIAL_TAG,
+)
 from sweeps.store.ranking import top_trials
 from tracking import Tracker, ended
 from tracking.repeats import RepeatRecord, run_repeats, summaries
@@ -73,7 +80,7 @@ def search_seeds(study: optuna.Study) -> set[int]:
     used: set[int] = set()
     for trial in study.get_trials(deepcopy=False):
         seeds = trial.user_attrs.get(REPEAT_SEEDS_ATTR)
-        config = trial.user_attrs.get("config") or {}
+        config = trial.user_attrs.get(TRIAL_CONFIG_ATTR) or {}
         if seeds:
             used.update(int(seed) for seed in seeds)
         else:
@@ -161,7 +168,7 @@ def confirm(
 
 
 def _config(study: str, trial: FrozenTrial) -> TrainConfig:
-    stored = trial.user_attrs.get("config")
+    stored = trial.user_attrs.get(TRIAL_CONFIG_ATTR)
     where = f"study {study!r} trial {trial.number}"
     if not isinstance(stored, dict):
         raise ConfigError(f"--study {study!r}: {where} has no 'config' user attr to retrain")

@@ -12,6 +12,7 @@ from helpers.cli import start_cli
 pytestmark = pytest.mark.fault
 
 
+@pytest.mark.slow  # minutes on two cores: CI runs it in its `pytest -m slow` pass
 def test_four_workers_on_postgresql_give_exactly_twelve_trials(
     tmp_path: Path, mnist_dir: Path, pg_storage: str
 ) -> None:

@@ -12,8 +12,7 @@ from helpers.checks import finish, runs_of, wait_for_a_trial_midway
 from helpers.cli import start_cli
 from optuna.trial import TrialState
 
-from sweeps.engine.budget import SURPLUS_ATTR
-from sweeps.store.keys import RETRY_OF_ATTR, WORKER_ATTR
+from sweeps.store.keys import RETRY_OF_ATTR, SURPLUS_ATTR, WORKER_ATTR
 
 pytestmark = pytest.mark.fault
 

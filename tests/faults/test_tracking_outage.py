@@ -93,6 +93,7 @@ def test_a_lasting_outage_warns_once_naming_the_run_and_never_raises(
         tracker.start_run("train")
 
 
+@pytest.mark.slow  # minutes on two cores: CI runs it in its `pytest -m slow` pass
 def test_the_server_dying_mid_sweep_costs_runs_not_trials(tmp_path: Path, mnist_dir: Path) -> None:
     server = MlflowServer(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts").start()
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -139,6 +140,7 @@ def test_the_server_dying_mid_sweep_costs_runs_not_trials(tmp_path: Path, mnist_
         assert len(epochs) < 4  # what trial 1 logged before the outage, and nothing after
 
 
+@pytest.mark.slow  # minutes on two cores: CI runs it in its `pytest -m slow` pass
 def test_a_sqlite_store_locked_beyond_its_wait_is_retried_not_given_up(tmp_path: Path) -> None:
     import sqlite3
 

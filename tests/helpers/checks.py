@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.engine.budget import SURPLUS_ATTR
+from sweeps.store.keys import SURPLUS_ATTR
 
 
 def finish(process: subprocess.Popen[str], code: int = 0) -> str:

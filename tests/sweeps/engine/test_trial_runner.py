@@ -39,6 +39,7 @@ def _sweep(tmp_path: Path, mnist_dir: Path, sweep: dict, trial_process: bool) ->
     return run_sweep(SweepConfig.from_dict(sweep), settings)
 
 
+@pytest.mark.slow  # minutes on two cores: CI runs it in its `pytest -m slow` pass
 def test_trials_in_fresh_processes_match_in_process_trials(tmp_path: Path, mnist_dir: Path) -> None:
     isolated = _sweep(tmp_path / "a", mnist_dir, SWEEP, trial_process=True)
     in_process = _sweep(tmp_path / "b", mnist_dir, SWEEP, trial_process=False)

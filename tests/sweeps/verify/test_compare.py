@@ -82,6 +82,7 @@ def test_a_planted_difference_is_called_and_numbers_match_scipy(tmp_path, mnist_
     assert "lr=0.0001 vs lr=0.003: test_accuracy -" in output and "-> worse" in output
 
 
+@pytest.mark.slow  # minutes on two cores: CI runs it in its `pytest -m slow` pass
 def test_identical_configs_are_not_distinguishable(tmp_path, mnist_dir) -> None:
     # The same config twice on common seeds: bit for bit the same runs, a zero difference.
     _, _, same = _compare(tmp_path, mnist_dir, ["dropout=0.2,0.2"], "same")

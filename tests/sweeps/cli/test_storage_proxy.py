@@ -1,0 +1,94 @@
+"""`storage-proxy`: Optuna's gRPC proxy in front of a database; every command takes grpc:// URLs."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from helpers.checks import assert_exactly, finish
+from helpers.cli import run_cli, start_cli
+
+from mnist_models.errors import ConfigError
+from sweeps.store.storage import storage_kind
+from tracking.server import free_port
+
+TINY = [
+    *("--model", "mlp", "--pruner", "none", "--train-size", "500", "--epochs", "1"),
+    *("--set", "data.test_size=200", "--set", "mlp.hidden_sizes=[16]"),
+]
+
+
+def test_a_proxy_url_is_a_storage_of_its_own_kind() -> None:
+    assert storage_kind("grpc://10.0.0.7:13000") == "grpc"
+    for url in ("grpc://10.0.0.7", "grpc://:13000", "grpc://host:notaport", "grpc://h:1/db"):
+        with pytest.raises(ConfigError, match="expected grpc://HOST:PORT"):
+            storage_kind(url)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--storage", "study.journal"], "expected a database URL"),
+        (["--storage", "sqlite:///x.db", "--port", "0"], "--port 0: expected 1-65535"),
+        # A database that cannot be opened: refused before serving, its password never shown.
+        (["--storage", f"postgresql://u:S3cr3t-pw@127.0.0.1:{free_port()}/db"], "cannot open it"),
+    ],
+)
+def test_bad_proxy_input_is_one_line_before_serving(
+    args: list[str], message: str, tmp_path: Path, mnist_dir: Path
+) -> None:
+    done = run_cli(["storage-proxy", *args], tmp_path, mnist_dir, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert "S3cr3t" not in done.stdout + done.stderr
+
+
+def _start_proxy(database: str, port: int, work: Path, mnist_dir: Path) -> subprocess.Popen[str]:
+    args = ["storage-proxy", "--storage", database, "--port", str(port)]
+    process = start_cli(args, work, mnist_dir)
+    assert process.stdout is not None
+    line = process.stdout.readline()  # printed once the database is open, before serving
+    assert f"at grpc://127.0.0.1:{port}" in line, line
+    assert "pw" not in line
+    return process
+
+
+def test_a_sweep_and_a_joining_worker_share_a_study_through_the_proxy(
+    tmp_path: Path, mnist_dir: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'optuna.db'}"
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    port = free_port()
+    proxy_url = f"grpc://127.0.0.1:{port}"
+    proxy = _start_proxy(database, port, tmp_path, mnist_dir)
+    try:
+        args = ["sweep", "--study", "px", "--storage", proxy_url, "--tracking-uri", tracking]
+        sweep = run_cli([*args, "--trials", "2", *TINY], tmp_path, mnist_dir)
+        assert sweep.returncode == 0, sweep.stdout + sweep.stderr
+        # A worker names only the study and the proxy: config, target and MLflow come from it.
+        worker = ["worker", "--study", "px", "--storage", proxy_url, "--trials", "3"]
+        joined = run_cli(worker, tmp_path, mnist_dir)
+        assert joined.returncode == 0, joined.stdout + joined.stderr
+        listed = run_cli(["studies", "--storage", proxy_url], tmp_path, mnist_dir)
+        assert listed.returncode == 0 and "px" in listed.stdout + listed.stderr
+    finally:
+        started = time.monotonic()
+        proxy.send_signal(signal.SIGTERM)
+        output = finish(proxy, code=128 + signal.SIGTERM)
+    assert time.monotonic() - started < 30
+    assert output.strip().splitlines()[-1] == "stopped by SIGTERM; the storage proxy is stopped"
+    # What the proxy wrote is in the database itself.
+    assert_exactly(3, optuna.load_study(study_name="px", storage=database), tracking)
+
+
+def test_a_command_without_its_proxy_says_so_in_one_line(tmp_path: Path, mnist_dir: Path) -> None:
+    url = f"grpc://127.0.0.1:{free_port()}"
+    done = run_cli(["studies", "--storage", url], tmp_path, mnist_dir, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert f"--storage '{url}': no storage proxy answers" in line
