@@ -155,3 +155,13 @@ def ui_hint(tracking_uri: str | None) -> str:
     if store.startswith(("http://", "https://")):
         return f"browse: {redact_url(store)}"
     return f"browse: mnist-sweep ui --tracking-uri {redact_url(store)}"
+
+
+def check_port(port: int) -> None:
+    """Refuses a ``--port`` no server can listen on, before anything starts.
+
+    Raises:
+        ConfigError: Outside 1-65535.
+    """
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port}: expected 1-65535")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mnist_models.errors import ConfigError
-from sweeps.cli.common import storage_parser
+from sweeps.cli.common import check_port, storage_parser
 from sweeps.console import console
 from sweeps.store import proxy
 from sweeps.store.storage import open_storage, redact_url, storage_kind
@@ -42,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
         ConfigError: For a bad ``--port``, a storage that is not a database, or one that
             cannot be opened.
     """
-    if not 1 <= args.port <= 65535:
-        raise ConfigError(f"--port {args.port}: expected 1-65535")
+    check_port(args.port)
     kind = storage_kind(args.storage)
     if kind != "rdb":  # Optuna's proxy serves RDB storages only (optuna issue 6084)
         raise ConfigError(

@@ -9,7 +9,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from mnist_models.errors import ConfigError
-from sweeps.cli.common import tracking_uri_parser
+from sweeps.cli.common import check_port, tracking_uri_parser
 from sweeps.console import console
 from sweeps.store.storage import redact_url
 from tracking.runs import sqlite_path
@@ -39,8 +39,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         ConfigError: For a bad ``--port``, or a store that is not an existing SQLite file.
     """
     uri = args.tracking_uri or mlflow.get_tracking_uri()
-    if not 1 <= args.port <= 65535:
-        raise ConfigError(f"--port {args.port}: expected 1-65535")
+    check_port(args.port)
     database = sqlite_path(uri)
     if database is None or not database.is_file():
         raise ConfigError(f"--tracking-uri {redact_url(uri)!r}: expected an existing SQLite store")
