@@ -25,6 +25,7 @@ bench:
 	$(PY) bench/cnn_epoch.py
 	$(PY) bench/memory.py
 	$(PY) bench/startup.py
+	$(PY) bench/scale.py
 
 bench-quick:
 	$(PY) bench/overhead.py --quick
@@ -35,3 +36,4 @@ bench-quick:
 	$(PY) bench/cnn_epoch.py --quick
 	$(PY) bench/memory.py --quick
 	$(PY) bench/startup.py --quick
+	$(PY) bench/scale.py --quick

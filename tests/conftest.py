@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from helpers.browser import Browser, find_chromium
 from mnist_models.config import DataConfig, TrainConfig
 from mnist_models.data import MnistData, Splits, load_from_folder, make_splits
 from tracking.environment import configure_mlflow
+from tracking.server import MlflowServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,9 +122,9 @@ def browser(_chromium: Browser, request: pytest.FixtureRequest) -> Iterator[Brow
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-@pytest.fixture
-def pg_storage() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
+@contextlib.contextmanager
+def _pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database (its URL), dropped afterwards; skips without a server."""
     psycopg = pytest.importorskip("psycopg")
     try:
         admin = psycopg.connect(PG_ADMIN, connect_timeout=3, autocommit=True)
@@ -137,3 +139,20 @@ def pg_storage() -> Iterator[str]:
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def pg_storage() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test's Optuna storage, dropped afterwards."""
+    with _pg_database() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """An ``mlflow server`` as at scale: a fresh PostgreSQL database as its backend store
+    (dropped afterwards) and proxied artifacts (``--serve-artifacts``) in a folder of its own."""
+    with _pg_database() as url:
+        folder = tmp_path_factory.mktemp("mlflow-server")
+        with MlflowServer(url, folder / "artifacts", log_file=folder / "server.log") as server:
+            yield server

@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 OPTUNA_FLOOR = "4.9.0"  # keep equal to the floor of `optuna>=` in pyproject.toml
 # The Optuna-facing tests run again on the floor version: storages, heartbeats and the
 # recovery of dead trials, studies and resuming them, trial logging, reports and exports.
-# Extend freely; on two cores these take about 55 s.
+# Extend freely; on two cores these take about 100 s.
 FLOOR_TESTS = (
     "tests/sweeps/store/test_storage.py",
+    "tests/sweeps/cli/test_storage_proxy.py",
     "tests/sweeps/engine/test_study.py",
     "tests/sweeps/engine/test_resume.py",
     "tests/sweeps/spec/test_space.py",

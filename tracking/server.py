@@ -61,6 +61,11 @@ class MlflowServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process group (its lifeline's pid) while it runs, else None."""
+        return None if self._process is None else self._process.pid
+
     def start(self, timeout: float = 90.0) -> MlflowServer:
         """Starts the server and waits until ``/health`` answers.
 
@@ -71,7 +76,8 @@ class MlflowServer:
         command = [
             *(sys.executable, "-m", "mlflow", "server"),
             *("--backend-store-uri", self.backend_store_uri),
-            *("--artifacts-destination", self.artifacts.resolve().as_uri()),
+            # Proxied artifacts: clients upload through the server, never to its disk.
+            *("--serve-artifacts", "--artifacts-destination", self.artifacts.resolve().as_uri()),
             *("--host", self.host, "--port", str(self.port), "--workers", "1"),
         ]
         # No job runner; no usage reports from a local tool (the user can still opt in).

@@ -27,6 +27,7 @@ from sweeps.cli import (
 )
 from sweeps.console import console, quiet_expected_trial_ends
 from sweeps.engine.signals import exit_code, stopping_on_signals
+from sweeps.store.proxy import proxy_lost
 from tracking import TrackingUnavailableWarning
 from tracking.environment import configure_mlflow
 
@@ -141,6 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except MnistSweepsError as exc:
         _print_error("error", exc)
+        return 1
+    except Exception as exc:
+        lost = proxy_lost(exc, getattr(args, "storage", None))
+        if lost is None:
+            raise
+        _print_error("error", lost)  # not gRPC's 20-line traceback, once per command
         return 1
     except KeyboardInterrupt as exc:
         console.print(_stopped_line(args.command, exc), markup=False)

@@ -32,6 +32,7 @@ from sweeps.store.keys import (
     VAL_REPEATS_ATTR,
     WORKER_ATTR,
 )
+from sweeps.store.proxy import proxy_lost
 from tracking import RunLogger, Tracker, interrupt_reason
 from tracking.repeats import RepeatRecord, log_repeat_summary
 from tracking.tags import FAILURE_TAG, REPEAT_ROLE, ROLE_TAG, TRACKING_FAILURE_TAG, TRIAL_ROLE
@@ -120,7 +121,8 @@ class Objective:
             requeue(trial.study, trial.number, trial.params, trial.user_attrs, count_as_retry=False)
             raise
         except BaseException as exc:
-            _close_after_error(run, "FAILED", f"{type(exc).__name__}: {exc}")
+            lost = proxy_lost(exc, None)  # the run says why in one line, not gRPC's repr
+            _close_after_error(run, "FAILED", str(lost or f"{type(exc).__name__}: {exc}"))
             raise
         trial.set_user_attr(TEST_ACCURACY_ATTR, result.test_accuracy)
         trial.set_user_attr(EPOCHS_TRAINED_ATTR, result.epochs_trained)

@@ -64,7 +64,10 @@ class DeadTrialHandler:
         if run_id and self.client is not None:
             try:
                 run = self.client.get_run(run_id)
-                if run.info.status == "RUNNING":
+                # FINISHED too: the worker died (or lost its storage) after closing the run but
+                # before Optuna heard the value, so the trial failed and its params re-run. A
+                # KILLED run was an interrupt and keeps saying so.
+                if run.info.status in ("RUNNING", "FINISHED"):
                     self.client.set_tag(run_id, STATE_TAG, "FAIL")
                     self.client.set_tag(run_id, FAILURE_TAG, reason)
                     self.client.set_terminated(run_id, status="FAILED")

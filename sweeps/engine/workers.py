@@ -29,6 +29,7 @@ from sweeps.engine.signals import exit_code, stopping_on_signals, when_parent_di
 from sweeps.results.summary import finish
 from sweeps.spec.sweep_file import SweepConfig
 from sweeps.store.keys import CONFIG_ATTR, SAMPLER_ATTR, TRACKING_ATTR, parent_run_tags
+from sweeps.store.proxy import proxy_lost
 from sweeps.store.storage import load_existing_study, open_existing_storage
 from tracking import Tracker
 
@@ -170,3 +171,11 @@ def _worker_main(settings: SweepSettings, threads: int) -> None:
     except KeyboardInterrupt as exc:
         # The trial's run is closed as KILLED; the parent reports the interrupt.
         sys.exit(exit_code(exc))
+    except Exception as exc:
+        # One line naming the worker, as `mnist-sweep worker` prints it (not multiprocessing's
+        # traceback); the parent then reports which workers failed.
+        error = exc if isinstance(exc, MnistSweepsError) else proxy_lost(exc, settings.storage)
+        if error is None:
+            raise
+        console.print(f"{multiprocessing.current_process().name}: {error}", markup=False)
+        sys.exit(1)

@@ -241,6 +241,8 @@ def _save_figure(path: Path, title: str, size: Size, draw: Callable[[], Any]) ->
         with matplotlib.rc_context(), warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             warnings.filterwarnings("ignore", category=UserWarning, module=r"optuna\.visualization")
+            # A crowded plot (40+ trials) still saves, only less tightly: not worth a warning.
+            warnings.filterwarnings("ignore", "Tight layout not applied", UserWarning)
             axes = draw()
             figure = axes.figure
             figure.set_size_inches(*size)

@@ -8,12 +8,13 @@ from typing import Any
 import optuna
 from mlflow.entities import Metric
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.console import console
 from sweeps.results.report import log_study_report
 from sweeps.spec.sweep_file import OBJECTIVE
 from sweeps.store.keys import RUN_ID_ATTR
+from sweeps.store.proxy import proxy_lost
 from sweeps.store.ranking import best_first, param_text, test_accuracy_text, value_text
 from tracking import RunLogger, Tracker
 from tracking.redact import redact_text
@@ -24,9 +25,19 @@ def finish(tracker: Tracker, parent_id: str, study: optuna.Study, status: str | 
 
     Errors here are printed in one line and swallowed: they never hide the sweep's outcome.
     """
-    if not _quietly("study summary", _summarise, tracker, parent_id, study):
-        return  # the store is gone: each further step would wait out its retries again
-    _quietly("study report", log_study_report, tracker.client, parent_id, study)
+    try:
+        trials = study.get_trials(deepcopy=False)
+    except Exception as exc:
+        if proxy_lost(exc, None) is None:
+            _warn("study summary", exc)
+            return
+        # The study is out of reach (its proxy stopped; the command says so): the parent run
+        # still gets its status, the summary waits for the next run of the command.
+        trials = None
+    if trials is not None:
+        if not _quietly("study summary", _summarise, tracker, parent_id, study, trials):
+            return  # the store is gone: each further step would wait out its retries again
+        _quietly("study report", log_study_report, tracker.client, parent_id, study)
     if status is not None:
         _quietly("parent run status", tracker.client.set_terminated, parent_id, status)
 
@@ -35,15 +46,20 @@ def _quietly(what: str, step: Callable[..., object], *args: object) -> bool:
     try:
         step(*args)
     except Exception as exc:
-        reason = redact_text(f"{type(exc).__name__}: {exc}".splitlines()[0])
-        console.print(f"warning: {what} not logged to MLflow: {reason}", markup=False)
+        _warn(what, exc)
         return False
     return True
 
 
-def _summarise(tracker: Tracker, parent_id: str, study: optuna.Study) -> None:
+def _warn(what: str, exc: Exception) -> None:
+    reason = redact_text(f"{type(exc).__name__}: {exc}".splitlines()[0])
+    console.print(f"warning: {what} not logged to MLflow: {reason}", markup=False)
+
+
+def _summarise(
+    tracker: Tracker, parent_id: str, study: optuna.Study, trials: list[FrozenTrial]
+) -> None:
     """Best value and params on the parent run (tags, since they change as the study grows)."""
-    trials = study.get_trials(deepcopy=False)
     counts = {state.name: sum(t.state == state for t in trials) for state in TrialState}
     tags: dict[str, Any] = {f"trials.{k.lower()}": v for k, v in counts.items() if v}
     completed = [t for t in trials if t.state == TrialState.COMPLETE]

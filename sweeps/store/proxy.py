@@ -10,16 +10,54 @@ recovered by the PID check of the next command run on that worker's host
 
 from __future__ import annotations
 
+import sys
 import warnings
 from urllib.parse import urlsplit
 
 import optuna
 
-from mnist_models.errors import ConfigError
+from mnist_models.errors import ConfigError, MnistSweepsError
+from tracking.redact import redact_url
 
 SCHEME = "grpc"
 DEFAULT_PORT = 13000  # Optuna's own default for run_grpc_proxy_server
 READY_TIMEOUT_S = 10.0  # how long a command waits for the proxy before it says it is not there
+
+
+class ProxyLost(MnistSweepsError):
+    """The storage proxy stopped answering while a command used it (killed, restarted, or the
+    network between them went down)."""
+
+
+def proxy_lost(exc: BaseException, url: str | None) -> ProxyLost | None:
+    """``exc`` as a one-line :class:`ProxyLost` when a gRPC "unavailable" is behind it, else None.
+
+    The gRPC error may sit anywhere in the chain: Optuna's trial loop can raise a second error
+    while it reports the first (its ``tell`` fails too), so causes and contexts are searched.
+    Trials that finished are in the database behind the proxy; the trial that was running is
+    recovered by the next command run on this host (``fail_dead_local_trials``).
+    """
+    grpc = sys.modules.get("grpc")  # not imported: no gRPC call was made, so none failed
+    if grpc is None:
+        return None
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        code = getattr(error, "code", None)  # a grpc.Call's status; a bare RpcError has none
+        unavailable = callable(code) and code() == grpc.StatusCode.UNAVAILABLE
+        if isinstance(error, grpc.RpcError) and unavailable:
+            where = f"--storage {redact_url(url)!r}: " if url else ""
+            return ProxyLost(
+                f"{where}the storage proxy stopped answering (gRPC UNAVAILABLE); "
+                "trials finished so far are kept in its database; re-run the same command "
+                "once the proxy is back to finish the budget"
+            )
+        pending += [error.__cause__, error.__context__]
+    return None
 
 
 def proxy_address(url: str) -> tuple[str, int]:

@@ -11,10 +11,12 @@ import optuna
 import pytest
 from helpers.checks import assert_exactly, finish
 from helpers.cli import run_cli, start_cli
+from mlflow import MlflowClient
 
 from mnist_models.errors import ConfigError
+from sweeps.store.keys import RUN_ID_ATTR
 from sweeps.store.storage import storage_kind
-from tracking.server import free_port
+from tracking.server import MlflowServer, free_port
 
 TINY = [
     *("--model", "mlp", "--pruner", "none", "--train-size", "500", "--epochs", "1"),
@@ -58,20 +60,21 @@ def _start_proxy(database: str, port: int, work: Path, mnist_dir: Path) -> subpr
     return process
 
 
-def test_a_sweep_and_a_joining_worker_share_a_study_through_the_proxy(
-    tmp_path: Path, mnist_dir: Path
+def test_workers_share_a_study_through_the_proxy_and_log_to_a_server_on_postgresql(
+    tmp_path: Path, mnist_dir: Path, pg_storage: str, pg_mlflow_server: MlflowServer
 ) -> None:
-    database = f"sqlite:///{tmp_path / 'optuna.db'}"
-    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    """The stack of many hosts, on loopback: PostgreSQL behind the proxy, an MLflow server on
+    PostgreSQL with proxied artifacts, `sweep --workers 2` and a worker joining later."""
     port = free_port()
     proxy_url = f"grpc://127.0.0.1:{port}"
-    proxy = _start_proxy(database, port, tmp_path, mnist_dir)
+    tracking = pg_mlflow_server.url
+    proxy = _start_proxy(pg_storage, port, tmp_path, mnist_dir)
     try:
         args = ["sweep", "--study", "px", "--storage", proxy_url, "--tracking-uri", tracking]
-        sweep = run_cli([*args, "--trials", "2", *TINY], tmp_path, mnist_dir)
+        sweep = run_cli([*args, "--trials", "4", "--workers", "2", *TINY], tmp_path, mnist_dir)
         assert sweep.returncode == 0, sweep.stdout + sweep.stderr
         # A worker names only the study and the proxy: config, target and MLflow come from it.
-        worker = ["worker", "--study", "px", "--storage", proxy_url, "--trials", "3"]
+        worker = ["worker", "--study", "px", "--storage", proxy_url, "--trials", "5"]
         joined = run_cli(worker, tmp_path, mnist_dir)
         assert joined.returncode == 0, joined.stdout + joined.stderr
         listed = run_cli(["studies", "--storage", proxy_url], tmp_path, mnist_dir)
@@ -82,8 +85,16 @@ def test_a_sweep_and_a_joining_worker_share_a_study_through_the_proxy(
         output = finish(proxy, code=128 + signal.SIGTERM)
     assert time.monotonic() - started < 30
     assert output.strip().splitlines()[-1] == "stopped by SIGTERM; the storage proxy is stopped"
-    # What the proxy wrote is in the database itself.
-    assert_exactly(3, optuna.load_study(study_name="px", storage=database), tracking)
+    # What the proxy wrote is in the database itself; no run lost or doubled on the server.
+    trials = assert_exactly(5, optuna.load_study(study_name="px", storage=pg_storage), tracking)
+    # Artifacts went through the server (mlflow-artifacts:), into its folder.
+    client = MlflowClient(tracking)
+    for trial in trials:
+        run = client.get_run(trial.user_attrs[RUN_ID_ATTR])
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
+        assert client.list_artifacts(run.info.run_id)
+    served = {p.name for p in pg_mlflow_server.artifacts.rglob("*") if p.is_file()}
+    assert "confusion_matrix.png" in served, sorted(served)
 
 
 def test_a_command_without_its_proxy_says_so_in_one_line(tmp_path: Path, mnist_dir: Path) -> None:

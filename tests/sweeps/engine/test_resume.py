@@ -129,3 +129,24 @@ def test_a_running_trial_of_a_live_worker_is_left_alone(tmp_path: Path) -> None:
     assert states[dead.number] == TrialState.FAIL
     (waiting,) = [t for t in study.trials if t.state == TrialState.WAITING]
     assert waiting.user_attrs == {"retry_of": dead.number, "retry_count": 1}
+
+
+def test_a_dead_trial_whose_run_was_already_closed_fails_in_mlflow_too(tmp_path: Path) -> None:
+    """Died after closing its MLflow run, before Optuna stored the value: FAIL in both."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = optuna.create_study(study_name="late", storage=storage)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment_id = client.create_experiment("late")
+    runs = {status: client.create_run(experiment_id).info.run_id for status in ("F", "K")}
+    client.set_terminated(runs["F"], status="FINISHED")
+    client.set_terminated(runs["K"], status="KILLED")
+    host = worker_id().rsplit(":", 1)[0]
+    for run_id in runs.values():
+        dead = study.ask()
+        dead.set_user_attr("worker", f"{host}:999999999")
+        dead.set_user_attr("mlflow_run_id", run_id)
+
+    assert len(fail_dead_local_trials(study, storage, DeadTrialHandler(client))) == 2
+    finished, killed = (client.get_run(runs[s]) for s in ("F", "K"))
+    assert finished.info.status == "FAILED" and finished.data.tags["optuna.state"] == "FAIL"
+    assert killed.info.status == "KILLED", "an interrupt stays an interrupt"
