@@ -77,7 +77,6 @@ Usage: python bench/scale.py [--quick] [--workers 4,16,32] [--trials N]
 
 from __future__ import annotations
 
-# Only the standard library at module level: a worker pins BLAS before numpy is imported.
 import argparse
 import contextlib
 import itertools
@@ -88,217 +87,35 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scale_services import (
+    ADMIN_URL,
+    ConnectionPoller,
+    mem_available_mb,
+    pg_url,
+    service_cpu,
+    stop_all,
+    storage_proxy,
+    tail,
+)
+from scale_worker import BLAS_THREADS
+
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET = 1.00
 FULL_WORKERS = [4, 16, 32]
 QUICK_WORKERS = [2, 4]  # W = 4 and 8 take over 3 minutes (see the docstring)
 QUICK_TRIALS = 16
 POOL = {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "10", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "20"}
-NICE = 19  # workers' niceness: the services come first (see worker_role)
 WORKER_MB = 500  # a worker's peak RSS (~480 MB measured) with some room
-BLAS_THREADS = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "TF_NUM_INTRAOP_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
-}
 SWEEP_FLAGS = (
     *("--trials", "1", "--model", "mlp", "--pruner", "none"),
     *("--train-size", "500", "--epochs", "1"),
     *("--set", "data.test_size=200", "--set", "mlp.hidden_sizes=[16]"),
 )
-
-
-# --- worker role ------------------------------------------------------------------------------
-
-
-def worker_role(spec: dict[str, Any]) -> int:
-    """One worker: ``mnist-sweep worker`` held at the barrier and instrumented."""
-    os.environ.update(BLAS_THREADS)  # before numpy, in this process, starts its thread pool
-    # The services (PostgreSQL, the proxy, the MLflow server) would each have a host of their
-    # own: here they share 2 cores with W workers, so the workers yield the CPU to them. Without
-    # this, 32 busy workers starve the MLflow server until its requests time out, and what is
-    # measured is this machine's lack of cores, not the services' capacity.
-    os.nice(NICE)
-    _die_with_parent()
-    stats = Stats()
-    if spec["mode"] == "direct":
-        from optuna.storages import RDBStorage
-
-        # Database round trips: the cache calls these private methods of RDBStorage too.
-        private = {
-            "_get_trials",
-            "_create_new_trial",
-            "_set_trial_param",
-            "_get_best_trial_id",
-            "_get_stale_trial_ids",
-        }
-        no_database = {"get_heartbeat_interval", "get_heartbeat_stale_trial_callback"}
-        _count_calls(
-            RDBStorage,
-            stats,
-            lambda name: name in private or not (name.startswith("_") or name in no_database),
-        )
-    else:
-        from optuna.storages import GrpcStorageProxy
-
-        set_up = {"wait_server_ready", "close"}  # not RPCs of the storage API
-        _count_calls(
-            GrpcStorageProxy, stats, lambda name: not (name.startswith("_") or name in set_up)
-        )
-    _time_ask_and_tell(stats)
-    _hold_at_barrier(Path(spec["ready"]), Path(spec["go"]), stats)
-
-    import resource
-
-    from sweeps.cli.main import main
-
-    argv = ["worker", "--study", spec["study"], "--storage", spec["storage"]]
-    argv += ["--trials", str(spec["trials"])]
-    if spec["data_dir"]:
-        argv += ["--data-dir", spec["data_dir"]]
-    code = 1
-    try:
-        code = main(argv)
-    finally:
-        stats.rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        Path(spec["stats"]).write_text(json.dumps(stats.as_dict()))
-    return code
-
-
-class Stats:
-    """What one worker measured; storage calls are split at "go" (set-up, then work)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.phase = "setup"
-        self.calls = {"setup": 0, "work": 0}
-        self.call_seconds = {"setup": 0.0, "work": 0.0}
-        self.by_method: dict[str, int] = {}
-        self.ask_ms: list[float] = []
-        self.tell_ms: list[float] = []
-        self.rss_kb = 0
-        self.cpu = {"setup": 0.0, "work": 0.0}  # user + sys seconds of this process
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "calls": self.calls,
-            "call_seconds": self.call_seconds,
-            "by_method": self.by_method,
-            "ask_ms": self.ask_ms,
-            "tell_ms": self.tell_ms,
-            "rss_kb": self.rss_kb,
-            "cpu": self.cpu,
-        }
-
-
-def _count_calls(cls: type, stats: Stats, counted: Callable[[str], bool]) -> None:
-    """Wraps ``cls``'s own methods named by ``counted``: the outermost call of a thread counts."""
-    import inspect
-
-    local = threading.local()
-
-    def wrap(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if getattr(local, "depth", 0):
-                return method(*args, **kwargs)
-            local.depth = 1
-            start = time.perf_counter()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                elapsed = time.perf_counter() - start
-                local.depth = 0
-                with stats.lock:
-                    stats.calls[stats.phase] += 1
-                    stats.call_seconds[stats.phase] += elapsed
-                    if stats.phase == "work":
-                        stats.by_method[name] = stats.by_method.get(name, 0) + 1
-
-        wrapper.__name__ = name
-        wrapper.__wrapped__ = method  # type: ignore[attr-defined]
-        return wrapper
-
-    for name, value in list(vars(cls).items()):
-        if inspect.isfunction(value) and not name.startswith("__") and counted(name):
-            setattr(cls, name, wrap(name, value))
-
-
-def _time_ask_and_tell(stats: Stats) -> None:
-    import optuna
-    import optuna.study._optimize as optimize_module
-
-    ask = optuna.study.Study.ask
-
-    def timed_ask(self: Any, *args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return ask(self, *args, **kwargs)
-        finally:
-            stats.ask_ms.append(1000 * (time.perf_counter() - start))
-
-    optuna.study.Study.ask = timed_ask  # type: ignore[method-assign]
-
-    # Measurement only: `study.optimize` does not call the public `Study.tell` but this
-    # internal function (imported into optuna.study._optimize); there is no public hook for
-    # timing the tell of an optimize loop, so the module attribute is replaced by a timer.
-    tell = optimize_module._tell_with_warning
-
-    def timed_tell(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return tell(*args, **kwargs)
-        finally:
-            stats.tell_ms.append(1000 * (time.perf_counter() - start))
-
-    optimize_module._tell_with_warning = timed_tell
-
-
-def _hold_at_barrier(ready: Path, go: Path, stats: Stats) -> None:
-    """``join_study`` calls ``work`` once storage, study and data are loaded: wait there."""
-    import sweeps.engine.workers as workers_module
-
-    work = workers_module.work
-
-    def gated_work(*args: Any, **kwargs: Any) -> None:
-        ready.touch()
-        while not go.exists():
-            time.sleep(0.02)
-        with stats.lock:
-            stats.phase = "work"
-        stats.cpu["setup"] = _cpu_seconds()
-        try:
-            work(*args, **kwargs)
-        finally:
-            stats.cpu["work"] = _cpu_seconds() - stats.cpu["setup"]
-
-    workers_module.work = gated_work
-
-
-def _cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-def _die_with_parent() -> None:
-    """A SIGTERM to this worker (a clean stop) once the bench that started it is gone."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="bench-parent-watch", daemon=True).start()
 
 
 # --- main role --------------------------------------------------------------------------------
@@ -355,154 +172,6 @@ def percentile(values: list[float], q: float) -> float:
     low = int(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def _cpu_of(stat: str) -> tuple[str, int, float]:
-    """(command name, process group, CPU seconds of it and its reaped children) of a
-    /proc/PID/stat line."""
-    name = stat[stat.index("(") + 1 : stat.rindex(")")]
-    fields = stat[stat.rindex(")") + 2 :].split()
-    ticks = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
-    return name, int(fields[2]), ticks / os.sysconf("SC_CLK_TCK")
-
-
-def service_cpu(groups: dict[str, int]) -> dict[str, float]:
-    """CPU seconds used so far by PostgreSQL (every ``postgres`` process; a backend that has
-    exited is counted in the postmaster's reaped-children time) and by each process group of
-    ``groups`` (the MLflow server's, the proxy's)."""
-    totals = dict.fromkeys(["postgresql", *groups], 0.0)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            name, group, seconds = _cpu_of((entry / "stat").read_text())
-        except (OSError, ValueError, IndexError):
-            continue  # gone meanwhile
-        if name == "postgres":
-            totals["postgresql"] += seconds
-        for service, leader in groups.items():
-            if group == leader:
-                totals[service] += seconds
-    return totals
-
-
-def mem_available_mb() -> float:
-    with open("/proc/meminfo") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 1024
-    return float("inf")
-
-
-def pg_url(database: str) -> str:
-    return f"postgresql://postgres@127.0.0.1:5432/{database}"
-
-
-class ConnectionPoller(threading.Thread):
-    """Polls ``pg_stat_activity`` on its own connection; keeps the peak per database."""
-
-    QUERY = (
-        "SELECT datname, count(*) FROM pg_stat_activity "
-        "WHERE pid <> pg_backend_pid() GROUP BY datname"
-    )
-
-    def __init__(self, databases: list[str]) -> None:
-        super().__init__(name="pg-poller", daemon=True)
-        self.peak = dict.fromkeys(databases, 0)
-        self.stopping = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        import psycopg
-
-        try:
-            with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-                while True:
-                    for name, count in conn.execute(self.QUERY).fetchall():
-                        if name in self.peak:
-                            self.peak[name] = max(self.peak[name], int(count))
-                    if self.stopping.wait(0.1):
-                        return
-        except Exception as exc:  # reported by the caller
-            self.error = exc
-
-    @contextlib.contextmanager
-    def polling(self) -> Iterator[ConnectionPoller]:
-        self.start()
-        try:
-            yield self
-        finally:
-            self.stopping.set()
-            self.join(5)
-
-
-def stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM to ``process``'s group, SIGKILL to what is left after ``grace`` seconds."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def stop_all(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
-    """Like ``stop_group`` for many, all signalled first, sharing one grace period."""
-    for process in processes:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for process in processes:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(max(0.1, deadline - time.monotonic()))
-    for process in processes:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return f"(no {path.name})"
-    return "\n".join("    " + line for line in text[-lines:])
-
-
-@contextlib.contextmanager
-def storage_proxy(database_url: str, folder: Path) -> Iterator[tuple[str, int]]:
-    """``mnist-sweep storage-proxy`` in front of ``database_url``; yields its grpc:// URL and
-    its process group."""
-    from tracking.lifeline import lifeline_command
-    from tracking.server import free_port
-
-    port = free_port()
-    log = folder / "storage-proxy.log"
-    command = [sys.executable, "-m", "sweeps.cli", "storage-proxy"]
-    command += ["--storage", database_url, "--port", str(port)]
-    with open(log, "wb") as out:
-        # Its own group, led by a lifeline that stops it if this process dies unannounced.
-        process = subprocess.Popen(
-            lifeline_command(command),
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while "at grpc://" not in log.read_text(errors="replace"):
-            if process.poll() is not None:
-                raise RuntimeError(f"storage proxy exited with {process.returncode}:\n{tail(log)}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"storage proxy not ready within 60 s:\n{tail(log)}")
-            time.sleep(0.05)
-        yield f"grpc://127.0.0.1:{port}", process.pid
-    finally:
-        stop_group(process, grace=15)
 
 
 def study_name(workers: int, mode: str, round_: int) -> str:
@@ -572,8 +241,7 @@ def run_workers(
                     subprocess.Popen(
                         [
                             sys.executable,
-                            str(Path(__file__).resolve()),
-                            "--worker",
+                            str(Path(__file__).resolve().with_name("scale_worker.py")),
                             json.dumps(own),
                         ],
                         cwd=ROOT,
@@ -962,8 +630,6 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":  # the hidden role, see worker_role
-        return worker_role(json.loads(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="W in 2,4, 16 trials, one round")
     parser.add_argument(
