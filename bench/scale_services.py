@@ -99,18 +99,12 @@ class ConnectionPoller(threading.Thread):
 
 def stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
     """SIGTERM to ``process``'s group, SIGKILL to what is left after ``grace`` seconds."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    stop_all([process], grace)
 
 
 def stop_all(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
-    """Like ``stop_group`` for many, all signalled first, sharing one grace period."""
+    """SIGTERM to each process's group (all signalled first), SIGKILL to what is left after
+    one shared ``grace`` period."""
     for process in processes:
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):

@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 from helpers.checks import finish
-from helpers.cli import cli_command, cli_env, run_cli, start_cli
+from helpers.cli import cli_command, cli_env, run_cli, start_storage_proxy
 from mlflow import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
@@ -33,16 +33,6 @@ TRIAL = [
     *("--model", "mlp", "--pruner", "none", "--train-size", "10000", "--epochs", str(EPOCHS)),
     *("--set", "data.test_size=500", "--set", "mlp.hidden_sizes=[256]", "--set", "augment=false"),
 ]
-
-
-def _start_proxy(database: str, port: int, work: Path, mnist_dir: Path) -> subprocess.Popen[str]:
-    process = start_cli(
-        ["storage-proxy", "--storage", database, "--port", str(port)], work, mnist_dir
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert f"at grpc://127.0.0.1:{port}" in line, line + process.communicate()[0]
-    return process
 
 
 def _both_workers_midway(study: optuna.Study) -> dict[int, float] | None:
@@ -64,7 +54,7 @@ def test_a_killed_proxy_costs_only_the_running_trials_and_a_rerun_finishes(
     port = free_port()
     url = f"grpc://127.0.0.1:{port}"
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proxy = _start_proxy(pg_storage, port, tmp_path, mnist_dir)
+    proxy = start_storage_proxy(pg_storage, port, tmp_path, mnist_dir)
     workers: list[subprocess.Popen[str]] = []
     try:
         args = ["--study", "px", "--storage", url]
@@ -112,7 +102,7 @@ def test_a_killed_proxy_costs_only_the_running_trials_and_a_rerun_finishes(
         cut_short = {t.number for t in after_kill if t.state == TrialState.RUNNING}
         assert len(cut_short) == 2
 
-        proxy = _start_proxy(pg_storage, port, tmp_path, mnist_dir)  # same port, same URL
+        proxy = start_storage_proxy(pg_storage, port, tmp_path, mnist_dir)  # same port, same URL
         rerun = run_cli(["worker", *args, "--trials", str(TARGET)], tmp_path, mnist_dir)
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     finally:

@@ -54,6 +54,21 @@ def start_cli(
     )
 
 
+def start_storage_proxy(
+    database: str, port: int, cwd: Path, mnist_dir: Path
+) -> subprocess.Popen[str]:
+    """Starts ``storage-proxy`` in front of ``database`` on loopback ``port``; returns once it
+    has printed its address (the database is open then, and it serves next)."""
+    process = start_cli(
+        ["storage-proxy", "--storage", database, "--port", str(port)], cwd, mnist_dir
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert f"at grpc://127.0.0.1:{port}" in line, line + process.communicate()[0]
+    assert "pw" not in line
+    return process
+
+
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 

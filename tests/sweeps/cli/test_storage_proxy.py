@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import optuna
 import pytest
 from helpers.checks import assert_exactly, finish
-from helpers.cli import run_cli, start_cli
+from helpers.cli import run_cli, start_storage_proxy
 from mlflow import MlflowClient
 
 from mnist_models.errors import ConfigError
@@ -50,16 +49,6 @@ def test_bad_proxy_input_is_one_line_before_serving(
     assert "S3cr3t" not in done.stdout + done.stderr
 
 
-def _start_proxy(database: str, port: int, work: Path, mnist_dir: Path) -> subprocess.Popen[str]:
-    args = ["storage-proxy", "--storage", database, "--port", str(port)]
-    process = start_cli(args, work, mnist_dir)
-    assert process.stdout is not None
-    line = process.stdout.readline()  # printed once the database is open, before serving
-    assert f"at grpc://127.0.0.1:{port}" in line, line
-    assert "pw" not in line
-    return process
-
-
 def test_workers_share_a_study_through_the_proxy_and_log_to_a_server_on_postgresql(
     tmp_path: Path, mnist_dir: Path, pg_storage: str, pg_mlflow_server: MlflowServer
 ) -> None:
@@ -68,7 +57,7 @@ def test_workers_share_a_study_through_the_proxy_and_log_to_a_server_on_postgres
     port = free_port()
     proxy_url = f"grpc://127.0.0.1:{port}"
     tracking = pg_mlflow_server.url
-    proxy = _start_proxy(pg_storage, port, tmp_path, mnist_dir)
+    proxy = start_storage_proxy(pg_storage, port, tmp_path, mnist_dir)
     try:
         args = ["sweep", "--study", "px", "--storage", proxy_url, "--tracking-uri", tracking]
         sweep = run_cli([*args, "--trials", "4", "--workers", "2", *TINY], tmp_path, mnist_dir)
