@@ -15,6 +15,7 @@ from sweeps.engine.budget import TrialBudget
 from sweeps.engine.pruning import RepeatReporter
 from sweeps.engine.recovery import requeue, worker_id
 from sweeps.engine.runners import TrialOutcome, TrialRunner
+from sweeps.engine.signals import hold_stops, release_stops
 from sweeps.spec.sweep_file import SweepConfig
 from sweeps.store.keys import (
     EPOCHS_TRAINED_ATTR,
@@ -110,7 +111,13 @@ class Objective:
         if run.run_id is not None:
             trial.set_user_attr(RUN_ID_ATTR, run.run_id)
         try:
-            result = self._train(trial, config, run, name)
+            # Stops are held outside training (sweeps.engine.session.work): one that came
+            # since the last trial ends this one here, and none cuts short Optuna's tell.
+            release_stops()
+            try:
+                result = self._train(trial, config, run, name)
+            finally:
+                hold_stops()
         except TrialFailed as exc:
             _close_after_error(run, "FAILED", str(exc))
             console.print(f"[red]{name}: failed: {exc}[/]")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
@@ -20,6 +20,7 @@ from sweeps.engine.pruning import make_pruner
 from sweeps.engine.recovery import DeadTrialHandler, fail_dead_local_trials
 from sweeps.engine.runners import InProcessRunner, SubprocessRunner, TrialRunner
 from sweeps.engine.samplers import grid_trials_left, make_sampler
+from sweeps.engine.signals import hold_stops, stop_pending, stops_held
 from sweeps.spec.sweep_file import OBJECTIVE, SweepConfig
 from sweeps.store.keys import (
     CONFIG_ATTR,
@@ -165,15 +166,27 @@ def work(
         return
     done = len(study.get_trials(deepcopy=False, states=FINISHED))
     progress = SweepProgress(budget.target, done, sweep.base.epochs, enabled=show_progress)
-    with progress:
+    # A stop is raised only while a trial trains (the objective releases it there, where its
+    # run is closed and its params re-queued). Between trials Optuna asks and tells on its
+    # own: there the stop waits, and ends the loop once the trial just told is recorded.
+    with progress, stops_held():
         runner.progress = progress
         study.optimize(
             objective,
             n_trials=remaining,  # also bounds the attempts when every trial fails
             timeout=settings.timeout,
             catch=(TrialFailed,),
-            callbacks=[budget, recover, progress],
+            callbacks=[_hold_stops, budget, recover, progress, _stop_if_asked],
         )
+
+
+def _hold_stops(study: optuna.Study, trial: FrozenTrial) -> None:
+    hold_stops()  # the trial is told: from here to the next objective, Optuna's own steps
+
+
+def _stop_if_asked(study: optuna.Study, trial: FrozenTrial) -> None:
+    if stop_pending():
+        study.stop()  # no new trial is asked; `stops_held` raises the stop after the loop
 
 
 def remember_tracking(study: optuna.Study, tracking_uri: str, experiment: str) -> None:

@@ -62,6 +62,8 @@ class _StopOnSignals:
     def __init__(self) -> None:
         self.stopping: int | None = None
         self.presses = 0
+        self.held = False  # a stop is remembered, and raised by release()
+        self.raised = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if signum == getattr(signal, "SIGHUP", None):
@@ -73,7 +75,19 @@ class _StopOnSignals:
         if self.stopping is not None:
             return
         self.stopping = signum
-        raise Interrupted(signum)
+        if not self.held:
+            self.raised = True
+            raise Interrupted(signum)
+
+    def release(self) -> None:
+        """Raises from here on; first the stop that arrived while held, if there was one."""
+        self.held = False
+        if self.stopping is not None and not self.raised:
+            self.raised = True
+            raise Interrupted(self.stopping)
+
+
+_installed: list[_StopOnSignals] = []  # innermost last: `main` also runs inside a worker
 
 
 @contextlib.contextmanager
@@ -95,11 +109,53 @@ def stopping_on_signals(interrupt: bool = True) -> Iterator[None]:
     for signum in STOP_SIGNALS:
         ignored = signum == signal.SIGINT and not interrupt
         signal.signal(signum, signal.SIG_IGN if ignored else handler)
+    _installed.append(handler)
     try:
         yield
     finally:
+        _installed.remove(handler)
         for signum, old in previous.items():
             signal.signal(signum, old if old is not None else signal.SIG_DFL)
+
+
+def hold_stops() -> None:
+    """From here on a stop signal is remembered, not raised, until :func:`release_stops`.
+
+    For the steps of Optuna's trial loop that no ``except`` of ours surrounds: a stop raised
+    inside ``study.ask()`` (after the trial was created) or inside ``tell`` would leave the
+    trial RUNNING with nobody to close it. Nothing changes outside :func:`stopping_on_signals`.
+    """
+    if _installed:
+        _installed[-1].held = True
+
+
+def release_stops() -> None:
+    """Stops are raised at once again; a stop that arrived while held is raised now.
+
+    Raises:
+        Interrupted: A stop signal arrived while stops were held.
+    """
+    if _installed:
+        _installed[-1].release()
+
+
+def stop_pending() -> bool:
+    """Whether a stop signal arrived while held and waits to be raised."""
+    return bool(_installed) and _installed[-1].stopping is not None and not _installed[-1].raised
+
+
+@contextlib.contextmanager
+def stops_held() -> Iterator[None]:
+    """Holds stops within the block (parts of it may release them); at its end a stop that is
+    still held is raised, unless an error is already on its way out."""
+    hold_stops()
+    try:
+        yield
+    except BaseException:
+        if _installed:
+            _installed[-1].held = False
+        raise
+    release_stops()
 
 
 def _drop_hung_up_terminal() -> None:
