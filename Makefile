@@ -1,7 +1,7 @@
 # Shortcuts; each target only calls the project's own commands.
 PY ?= .venv/bin/python
 
-.PHONY: setup test test-all lint bench bench-quick
+.PHONY: setup test test-all lint bench bench-quick bench-gpu
 
 setup:
 	python3 -m venv .venv && $(PY) -m pip install -e '.[test]'
@@ -34,6 +34,12 @@ bench-quick:
 	$(PY) bench/workers.py --quick
 	$(PY) bench/pruning.py --quick
 	$(PY) bench/cnn_epoch.py --quick
+	$(PY) bench/gpu_cnn.py --quick
 	$(PY) bench/memory.py --quick
 	$(PY) bench/startup.py --quick
 	$(PY) bench/scale.py --quick
+
+# The CNN epoch at full size on the accelerator it finds (KERAS_BACKEND=jax on a GPU); not in
+# `bench`: on two CPU cores it takes about an hour with TensorFlow, several with JAX.
+bench-gpu:
+	$(PY) bench/gpu_cnn.py

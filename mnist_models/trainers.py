@@ -143,6 +143,12 @@ class Trainer(abc.ABC):
                 return
 
     @classmethod
+    def runs_on(cls) -> dict[str, str]:
+        """Where this model trains in this process, as run tags: ``{"device": "cpu"}`` for
+        numpy; a framework adds its backend and accelerator (``"gpu NVIDIA H200"``)."""
+        return {"device": "cpu"}
+
+    @classmethod
     def log_model(cls, result: TrainResult, sink: ModelSink) -> None:
         """Hands ``result.model`` to ``sink`` to be kept with the run; by default nothing is
         kept (a model that is quick to retrain from its config and seed need not be).

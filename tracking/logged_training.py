@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from mnist_models.callbacks import Callback
 from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
+from mnist_models.trainers import trainer_class
 from mnist_models.training import TrainResult, train
 from tracking.run_logger import RunLogger
 from tracking.tags import FAILURE_TAG
@@ -30,6 +31,7 @@ def train_logged(
     The run is left open: the caller decides its final status (finished, pruned, failed).
     """
     run.log_config(config)
+    run.set_tags(trainer_class(config.model).runs_on())
     run.log_dataset(splits)
     result = train(config, splits, [run.epoch_callback(), *callbacks])
     run.log_result(result)

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from mnist_models.cnn.augment import RandomAffine
+from mnist_models.cnn.device import backend_device, backend_requirements
 from mnist_models.cnn.model import build_cnn, build_optimizer
 from mnist_models.config import TrainConfig
 from mnist_models.data import Splits
@@ -133,6 +134,10 @@ class CNNTrainer(Trainer):
         return float(-np.log(picked).mean()), probs
 
     @classmethod
+    def runs_on(cls) -> dict[str, str]:
+        return {"device": backend_device(), "keras_backend": keras.backend.backend()}
+
+    @classmethod
     def log_model(cls, result: TrainResult, sink: ModelSink) -> None:
         """Keeps the Keras model (without the augmentation front) in Keras's format."""
         sink.log_model(
@@ -142,7 +147,7 @@ class CNNTrainer(Trainer):
             # The test scores are the model's outputs for these images: no predict to trace.
             result.test.scores[:2],
             # Declared, not inferred: inference re-imports the model in a subprocess.
-            pip_requirements=[f"keras=={keras.__version__}"],
+            pip_requirements=backend_requirements(),
         )
 
 

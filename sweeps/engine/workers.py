@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 import optuna
@@ -32,6 +33,18 @@ from sweeps.store.keys import CONFIG_ATTR, SAMPLER_ATTR, TRACKING_ATTR, parent_r
 from sweeps.store.proxy import proxy_lost
 from sweeps.store.storage import load_existing_study, open_existing_storage
 from tracking import Tracker
+
+GPU_SHARING = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+
+
+def share_the_gpu(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Makes this worker take only the GPU memory it uses (a value the user set wins).
+
+    K workers share one host's GPU: JAX would reserve 75% of its memory for the first process
+    and TensorFlow nearly all of it, so the next worker would find none.
+    """
+    for name, value in GPU_SHARING.items():
+        environ.setdefault(name, value)
 
 
 class WorkerFailed(MnistSweepsError):
@@ -159,6 +172,7 @@ def _worker_main(settings: SweepSettings, threads: int) -> None:
         os.environ[name] = str(threads)
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    share_the_gpu()
     from threadpoolctl import threadpool_limits
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

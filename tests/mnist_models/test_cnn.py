@@ -3,6 +3,7 @@ training, callbacks stop it, and a saved model predicts identically after reload
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,10 @@ keras = pytest.importorskip("keras")
 
 from mnist_models.callbacks import Callback, EpochResult, StopTraining  # noqa: E402
 from mnist_models.cnn import RandomAffine, build_cnn  # noqa: E402
+from mnist_models.cnn.device import backend_requirements  # noqa: E402
 from mnist_models.cnn.model import build_optimizer  # noqa: E402
 from mnist_models.cnn.trainer import (  # noqa: E402
+    CNNTrainer,
     release_traced_custom_gradients,
     schedule_callbacks,
 )
@@ -32,6 +35,26 @@ def trained(cnn_splits: Splits) -> TrainResult:
     return train(TrainConfig(model="cnn", epochs=1, batch_size=32), cnn_splits)
 
 
+@pytest.mark.backend
+def test_keras_runs_on_the_backend_it_was_asked_for() -> None:
+    # tests/test_keras_backends.py runs the `backend` tests with KERAS_BACKEND=jax: they must
+    # not quietly fall back to TensorFlow.
+    assert keras.backend.backend() == os.environ.get("KERAS_BACKEND", keras.backend.backend())
+
+
+@pytest.mark.backend
+def test_runs_record_the_backend_and_device_and_models_require_the_backend() -> None:
+    assert CNNTrainer.runs_on()["keras_backend"] == keras.backend.backend()
+    device = CNNTrainer.runs_on()["device"]
+    assert device == "cpu" or device.startswith(("gpu ", "tpu ")), device
+    # A Keras file loads on any backend, but only where one is installed: the one it ran on.
+    keras_pin, backend_pin = backend_requirements()
+    assert keras_pin == f"keras=={keras.__version__}"
+    name, version = backend_pin.split("==")
+    assert name.startswith(keras.backend.backend()) and version
+
+
+@pytest.mark.backend
 def test_one_epoch_learns_above_chance(trained: TrainResult) -> None:
     (epoch,) = trained.history
     assert epoch.val_accuracy > 0.3 and trained.test.accuracy > 0.3  # chance is 0.1
@@ -46,6 +69,7 @@ def test_same_seed_same_first_epoch(trained: TrainResult, cnn_splits: Splits) ->
     np.testing.assert_array_equal(again.test.scores, trained.test.scores)
 
 
+@pytest.mark.backend
 def test_saved_model_reloads_and_predicts_identically(
     trained: TrainResult, cnn_splits: Splits, tmp_path: Path
 ) -> None:
@@ -59,6 +83,7 @@ def test_saved_model_reloads_and_predicts_identically(
     )
 
 
+@pytest.mark.backend
 def test_augmentation_only_in_training(cnn_splits: Splits) -> None:
     layer = RandomAffine(10, 0.1, 0.1, seed=0)
     images = cnn_splits.x_train[:16, ..., None]
@@ -144,6 +169,7 @@ def test_legacy_rmsprop_adds_epsilon_after_the_square_root() -> None:
         LegacyRMSprop(momentum=0.9)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's own leak")
 def test_each_model_releases_the_custom_gradients_of_the_one_before(cnn_splits: Splits) -> None:
     from tensorflow.python.framework import ops
 

@@ -9,6 +9,8 @@ import optuna
 from helpers.checks import assert_exactly, finish
 from helpers.cli import start_cli
 
+from sweeps.engine.workers import share_the_gpu
+
 TINY = [
     "--model",
     "mlp",
@@ -76,3 +78,12 @@ def test_joining_a_missing_study_is_a_one_line_error(tmp_path: Path, mnist_dir: 
         f"mnist-sweep: error: --storage {storage!r}: no such file"
     ]
     assert not (tmp_path / "optuna.db").exists(), "a read of a missing storage creates nothing"
+
+
+def test_workers_on_one_gpu_each_take_only_the_memory_they_use() -> None:
+    environ = {"TF_FORCE_GPU_ALLOW_GROWTH": "false"}  # set by the user: kept
+    share_the_gpu(environ)
+    assert environ == {
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+        "TF_FORCE_GPU_ALLOW_GROWTH": "false",
+    }
