@@ -20,7 +20,7 @@ from sweeps.engine.pruning import make_pruner
 from sweeps.engine.recovery import DeadTrialHandler, fail_dead_local_trials
 from sweeps.engine.runners import InProcessRunner, SubprocessRunner, TrialRunner
 from sweeps.engine.samplers import grid_trials_left, make_sampler
-from sweeps.engine.signals import hold_stops, stop_pending, stops_held
+from sweeps.engine.signals import stop_pending, stops_held
 from sweeps.spec.sweep_file import OBJECTIVE, SweepConfig
 from sweeps.store.keys import (
     CONFIG_ATTR,
@@ -176,12 +176,8 @@ def work(
             n_trials=remaining,  # also bounds the attempts when every trial fails
             timeout=settings.timeout,
             catch=(TrialFailed,),
-            callbacks=[_hold_stops, budget, recover, progress, _stop_if_asked],
+            callbacks=[budget, recover, progress, _stop_if_asked],
         )
-
-
-def _hold_stops(study: optuna.Study, trial: FrozenTrial) -> None:
-    hold_stops()  # the trial is told: from here to the next objective, Optuna's own steps
 
 
 def _stop_if_asked(study: optuna.Study, trial: FrozenTrial) -> None:
