@@ -24,7 +24,7 @@ import time
 import keras
 import numpy as np
 
-from mnist_models.cnn.augment import RandomAffine
+from mnist_models.cnn.augment import with_augmentation
 from mnist_models.cnn.model import build_cnn, build_optimizer
 from mnist_models.cnn.trainer import seed_everything
 from mnist_models.config import DataConfig, TrainConfig
@@ -65,15 +65,7 @@ def bare_model(config: TrainConfig, augment: bool = False) -> keras.Model:
     seed_everything(config.seed)
     model = build_cnn(config)
     if augment:
-        aug = config.augmentation
-        model = keras.Sequential(
-            [
-                keras.Input((28, 28, 1)),
-                RandomAffine(aug.rotation, aug.zoom, aug.shift, seed=config.seed),
-                model,
-            ],
-            name="augmented_mnist_cnn",
-        )
+        model = with_augmentation(model, config)
     model.compile(
         optimizer=build_optimizer(config),
         loss="sparse_categorical_crossentropy",
@@ -106,11 +98,9 @@ def our_epochs(config: TrainConfig, splits: Splits, epochs: int) -> TrainResult:
     return train(config.replace({"epochs": epochs}), splits)
 
 
-def bare_fit(
-    config: TrainConfig, splits: Splits, epochs: int = EPOCHS, augment: bool = False
-) -> float:
+def bare_fit(config: TrainConfig, splits: Splits, epochs: int = EPOCHS) -> float:
     """Median seconds of a bare ``model.fit``'s epochs after the first."""
-    return float(np.median(bare_epochs(config, splits, epochs, augment)[1:]))
+    return float(np.median(bare_epochs(config, splits, epochs)[1:]))
 
 
 def ours(config: TrainConfig, splits: Splits, epochs: int = EPOCHS) -> float:

@@ -9,10 +9,13 @@ resamplings, far slower), each image's inverse transform is built as one row of 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 from keras import ops
+
+if TYPE_CHECKING:
+    from mnist_models.config import TrainConfig
 
 
 @keras.saving.register_keras_serializable(package="mnist_models")
@@ -84,3 +87,17 @@ class RandomAffine(keras.layers.Layer):
             "shift": self.shift,
             "seed": self.seed,
         }
+
+
+def with_augmentation(net: keras.Model, config: TrainConfig) -> keras.Model:
+    """``net`` behind a :class:`RandomAffine` front layer with ``config.augmentation``'s ranges,
+    seeded by ``config.seed``: the model training runs on; ``net`` alone is the one kept."""
+    aug = config.augmentation
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            RandomAffine(aug.rotation, aug.zoom, aug.shift, seed=config.seed),
+            net,
+        ],
+        name="augmented_mnist_cnn",
+    )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
-from mnist_models.cnn.augment import RandomAffine
+from mnist_models.cnn.augment import with_augmentation
 from mnist_models.cnn.device import backend_device, backend_requirements
 from mnist_models.cnn.model import build_cnn, build_optimizer
 from mnist_models.config import TrainConfig
@@ -75,15 +75,7 @@ class CNNTrainer(Trainer):
         self._net = build_cnn(config)
         self._train_model = self._net
         if config.augment:
-            aug = config.augmentation
-            self._train_model = keras.Sequential(
-                [
-                    keras.Input((28, 28, 1)),
-                    RandomAffine(aug.rotation, aug.zoom, aug.shift, seed=config.seed),
-                    self._net,
-                ],
-                name="augmented_mnist_cnn",
-            )
+            self._train_model = with_augmentation(self._net, config)
         # One optimizer for both models: its state carries over when augmentation starts later.
         optimizer = build_optimizer(config)
         for model in {id(m): m for m in (self._net, self._train_model)}.values():
