@@ -1,7 +1,7 @@
 # Shortcuts; each target only calls the project's own commands.
 PY ?= .venv/bin/python
 
-.PHONY: setup test test-all lint bench bench-quick bench-gpu
+.PHONY: setup test test-all lint bench bench-quick bench-gpu bench-quality
 
 setup:
 	python3 -m venv .venv && $(PY) -m pip install -e '.[test]'
@@ -19,6 +19,7 @@ lint:
 bench:
 	$(PY) bench/overhead.py
 	$(PY) bench/mlp_throughput.py
+	$(PY) bench/augment_cost.py
 	$(PY) bench/faithful.py
 	$(PY) bench/workers.py
 	$(PY) bench/pruning.py
@@ -30,6 +31,7 @@ bench:
 bench-quick:
 	$(PY) bench/overhead.py --quick
 	$(PY) bench/mlp_throughput.py --quick
+	$(PY) bench/augment_cost.py --quick
 	$(PY) bench/faithful.py --quick
 	$(PY) bench/workers.py --quick
 	$(PY) bench/pruning.py --quick
@@ -43,3 +45,7 @@ bench-quick:
 # `bench`: on two CPU cores it takes about an hour with TensorFlow, several with JAX.
 bench-gpu:
 	$(PY) bench/gpu_cnn.py
+
+# Test accuracy of the packaged configs, 3 seeds each (an hour or more on two CPU cores).
+bench-quality:
+	$(PY) bench/quality.py

@@ -1,13 +1,14 @@
 """CNN seconds per epoch: bare ``model.fit`` vs our ``train`` path, and augmentation's cost.
 
-Three measurements in one run, same model, data, batch size and seed: (a) ``model.fit`` on
+Four measurements in one run, same model, data, batch size and seed: (a) ``model.fit`` on
 the model from ``build_cnn`` with nothing else; (b) our ``train`` (bridge callback, plateau
-schedule, per-epoch events) without augmentation; (c) the same with the fused augmentation
-layer. On this 2-core VM the speed of a freshly built model varies by up to 1.7x from one
-instance to the next (not from epoch to epoch), so the three variants are built afresh and
-interleaved for several rounds (a b c a b c ...), each timing its epochs after the first
-(which includes tracing); a variant's figure is the median over all its rounds. Prints b/a
-(target <= 1.05) and c/b (target <= 1.15); the last line is
+schedule, per-epoch events) without augmentation; (c) the same with the fused affine
+augmentation layer (``augment = affine``); (d) the same with the elastic one
+(``augment = elastic``). On this 2-core VM the speed of a freshly built model varies by up to
+1.7x from one instance to the next (not from epoch to epoch), so the variants are built
+afresh and interleaved for several rounds (a b c d a b c d ...), each timing its epochs after
+the first (which includes tracing); a variant's figure is the median over all its rounds.
+Prints b/a (target <= 1.05), c/b (target <= 1.15) and d/b (no target yet); the last line is
 ``cnn_epoch ratio=<b/a> target<=1.05``.
 
 The helpers here (:func:`bare_epochs`, :func:`our_epochs`) are shared with ``gpu_cnn.py``.
@@ -58,13 +59,13 @@ class EpochTimer(keras.callbacks.Callback):
         self.last = now
 
 
-def bare_model(config: TrainConfig, augment: bool = False) -> keras.Model:
-    """``build_cnn`` compiled with ``build_optimizer``; with ``augment``, behind the same
-    ``RandomAffine`` front layer that ``CNNTrainer`` puts before it (and nothing else)."""
+def bare_model(config: TrainConfig) -> keras.Model:
+    """``build_cnn`` compiled with ``build_optimizer``; when ``config.augment`` asks for it,
+    behind the same front layers that ``CNNTrainer`` puts before it (and nothing else)."""
     keras.backend.clear_session()
     seed_everything(config.seed)
     model = build_cnn(config)
-    if augment:
+    if config.augmented:
         model = with_augmentation(model, config)
     model.compile(
         optimizer=build_optimizer(config),
@@ -74,11 +75,9 @@ def bare_model(config: TrainConfig, augment: bool = False) -> keras.Model:
     return model
 
 
-def bare_epochs(
-    config: TrainConfig, splits: Splits, epochs: int, augment: bool = False
-) -> list[float]:
+def bare_epochs(config: TrainConfig, splits: Splits, epochs: int) -> list[float]:
     """Seconds of each epoch of a bare ``model.fit`` (validation included, as in ours)."""
-    model = bare_model(config, augment)
+    model = bare_model(config)
     timer = EpochTimer()
     timer.start()
     model.fit(
@@ -120,15 +119,17 @@ def main() -> None:
     size = min(size, len(data.y_train))
     splits = make_splits(data, DataConfig(train_size=size, val_fraction=0.1, test_size=1000), 2)
     config = TrainConfig(model="cnn", batch_size=86, seed=2)
-    augmented = config.replace({"augment": True})
-    times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    augmented = config.replace({"augment": "affine"})
+    elastic = config.replace({"augment": "elastic"})
+    times: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": []}
     for round_ in range(args.rounds):
         times["a"].append(bare_fit(config, splits, epochs))
         times["b"].append(ours(config, splits, epochs))
         times["c"].append(ours(augmented, splits, epochs))
+        times["d"].append(ours(elastic, splits, epochs))
         row = "  ".join(f"{k}={v[-1]:.2f}s" for k, v in times.items())
         print(f"round {round_ + 1}: {row}", flush=True)
-    a, b, c = (float(np.median(times[k])) for k in "abc")
+    a, b, c, d = (float(np.median(times[k])) for k in "abcd")
     n = len(splits.y_train)
     print(
         f"backend {keras.backend.backend()}, {n} training images, batch 86, "
@@ -136,7 +137,9 @@ def main() -> None:
     )
     print(f"(a) bare model.fit      {a:7.2f} s/epoch")
     print(f"(b) ours, no augment    {b:7.2f} s/epoch   b/a = {b / a:.3f}  (target <= 1.05)")
-    print(f"(c) ours, augmented     {c:7.2f} s/epoch   c/b = {c / b:.3f}  (target <= 1.15)")
+    print(f"(c) ours, affine        {c:7.2f} s/epoch   c/b = {c / b:.3f}  (target <= 1.15)")
+    print(f"(d) ours, elastic       {d:7.2f} s/epoch   d/b = {d / b:.3f}")
+    print(f"cnn_epoch_elastic ratio={d / b:.2f}")
     print(f"cnn_epoch_augment ratio={c / b:.2f} target<=1.15")
     print(f"cnn_epoch ratio={b / a:.2f} target<=1.05")
 

@@ -9,7 +9,7 @@ four variants in one process, same config, data and seed:
 - (b) our ``train`` path (``CNNTrainer``: bridge callback, plateau schedule, epoch events);
 - (c) bare ``model.fit`` of ``Sequential([Input, RandomAffine, net])``, the augmented model
   ``CNNTrainer`` builds;
-- (d) our ``train`` with ``augment = true``.
+- (d) our ``train`` with ``augment = affine``.
 
 On a GPU an epoch is about a second, so fixed costs that vanish on a CPU (per-step Python in
 Keras's loop, our callbacks, host-to-device copies, the augmentation layer) are what the
@@ -118,10 +118,10 @@ def measure_round(
 ) -> float:
     """One round of the four variants, in order a b c d; returns (d)'s seconds outside its
     epochs (building the trainer, scoring the test set), which a trial pays once."""
-    augmented = config.replace({"augment": True})
+    augmented = config.replace({"augment": "affine"})
     times["a"].add(bare_epochs(config, splits, epochs))
     times["b"].add([e.seconds for e in our_epochs(config, splits, epochs).history])
-    times["c"].add(bare_epochs(config, splits, epochs, augment=True))
+    times["c"].add(bare_epochs(augmented, splits, epochs))
     result = our_epochs(augmented, splits, epochs)
     seconds = [e.seconds for e in result.history]
     times["d"].add(seconds)

@@ -18,6 +18,9 @@ MODELS: tuple[Model, ...] = get_args(Model)
 Dtype = Literal["float32", "float64"]
 DTYPES: tuple[Dtype, ...] = get_args(Dtype)
 
+Augment = Literal["none", "affine", "elastic", "affine+elastic"]
+AUGMENTS: tuple[Augment, ...] = get_args(Augment)
+
 # -- data -----------------------------------------------------------------------------------
 
 Dataset = Literal["auto", "mnist", "sample"]
@@ -48,6 +51,9 @@ DROPOUT_BACKWARDS: tuple[DropoutBackward, ...] = get_args(DropoutBackward)
 
 MSEGradient = Literal["exact", "halved"]
 MSE_GRADIENTS: tuple[MSEGradient, ...] = get_args(MSEGradient)
+
+LRSchedule = Literal["constant", "step", "cosine", "plateau"]
+LR_SCHEDULES: tuple[LRSchedule, ...] = get_args(LRSchedule)
 
 TrainMetricsDivisor = Literal["seen", "train_size"]
 TRAIN_METRICS_DIVISORS: tuple[TrainMetricsDivisor, ...] = get_args(TrainMetricsDivisor)

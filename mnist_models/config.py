@@ -20,6 +20,7 @@ import tomli_w
 
 from mnist_models import fields
 from mnist_models.choices import (
+    AUGMENTS,
     CNN_OPTIMIZERS,
     DATASETS,
     DROPOUT_BACKWARDS,
@@ -27,6 +28,7 @@ from mnist_models.choices import (
     DTYPES,
     INITS,
     LOSSES,
+    LR_SCHEDULES,
     MLP_OPTIMIZERS,
     MODELS,
     MSE_GRADIENTS,
@@ -35,6 +37,7 @@ from mnist_models.choices import (
     RNG_KINDS,
     TRAIN_METRICS_DIVISORS,
     VAL_SPLITS,
+    Augment,
     CNNOptimizer,
     Dataset,
     DropoutBackward,
@@ -42,6 +45,7 @@ from mnist_models.choices import (
     Dtype,
     Init,
     LossName,
+    LRSchedule,
     MLPOptimizer,
     Model,
     MSEGradient,
@@ -137,23 +141,35 @@ class DataConfig(_Section):
 
 @dataclass(frozen=True)
 class AugmentationConfig(_Section):
-    """Random affine warp applied to training images only (when ``augment`` is on).
+    """How training images are distorted when ``augment`` asks for it (never test images).
+
+    ``affine`` draws a random rotation, zoom and shift per image; ``elastic`` is the elastic
+    distortion of Simard, Steinkraus & Platt (2003): a displacement field of independent
+    U(-1, 1) values per pixel and axis, smoothed by a Gaussian of width ``sigma`` and scaled by
+    ``alpha`` (both in pixels). Their values for MNIST were alpha = 34, sigma = 4; a small
+    sigma gives random noise, a large one an almost rigid shift.
 
     Attributes:
         rotation: Maximum rotation in degrees (uniform in ±rotation).
         zoom: Maximum relative zoom (scale uniform in 1 ± zoom).
         shift: Maximum shift as a fraction of the image side, per axis.
+        alpha: Scale of the elastic displacement field, in pixels.
+        sigma: Width (standard deviation) of the Gaussian smoothing it, in pixels.
     """
 
     _prefix: ClassVar[str] = "augmentation."
     rotation: float = 10.0
     zoom: float = 0.1
     shift: float = 0.1
+    alpha: float = 34.0
+    sigma: float = 4.0
 
     def __post_init__(self) -> None:
         self._require(0.0 <= self.rotation <= 180.0, "rotation", "degrees in [0, 180]")
         self._require(0.0 <= self.zoom < 1.0, "zoom", "a fraction in [0, 1)")
         self._require(0.0 <= self.shift < 1.0, "shift", "a fraction in [0, 1)")
+        self._require(0.0 <= self.alpha <= 1000.0, "alpha", "pixels in [0, 1000]")
+        self._require(0.1 <= self.sigma <= 28.0, "sigma", "pixels in [0.1, 28]")
 
 
 @dataclass(frozen=True)
@@ -173,6 +189,17 @@ class MLPConfig(_Section):
         optimizer: ``sgd``, ``momentum`` or ``adam``.
         momentum: Momentum coefficient of the ``momentum`` optimizer.
         dtype: ``float32`` or ``float64``, kept end to end.
+        weight_decay: L2 penalty ``weight_decay / 2 * sum(W**2)`` over the weight matrices
+            (not the biases), added to the loss the optimizer descends (0: none).
+        lr_schedule: How the learning rate moves from epoch to epoch: ``constant``; ``step``
+            (times ``lr_factor`` every ``lr_step_epochs``); ``cosine`` (from ``lr`` down to
+            ``min_lr`` along half a cosine over ``epochs``); ``plateau`` (times ``lr_factor``
+            after ``lr_patience`` epochs without a better validation accuracy, as the CNN's
+            ``ReduceLROnPlateau``). Never below ``min_lr``.
+        lr_step_epochs: Epochs between two steps of the ``step`` schedule.
+        lr_factor: Learning-rate factor of the ``step`` and ``plateau`` schedules.
+        lr_patience: Epochs without improvement before the ``plateau`` schedule cuts.
+        min_lr: Floor of every schedule.
         rng: Where weights and dropout masks come from: ``generator`` (separate
             ``np.random.default_rng`` streams spawned from the seed) or ``legacy`` (one
             ``np.random.RandomState(seed)``, the stream ``np.random.seed(seed)`` sets up:
@@ -204,6 +231,12 @@ class MLPConfig(_Section):
     optimizer: MLPOptimizer = "adam"
     momentum: float = 0.9
     dtype: Dtype = "float32"
+    weight_decay: float = 0.0
+    lr_schedule: LRSchedule = "constant"
+    lr_step_epochs: int = 10
+    lr_factor: float = 0.5
+    lr_patience: int = 3
+    min_lr: float = 0.0
     rng: RngKind = "generator"
     relu_gate: ReluGate = "input"
     dropout_backward: DropoutBackward = "masked"
@@ -224,6 +257,12 @@ class MLPConfig(_Section):
         self._choice("optimizer", MLP_OPTIMIZERS)
         self._require(0.0 <= self.momentum < 1.0, "momentum", "a value in [0, 1)")
         self._choice("dtype", DTYPES)
+        self._require(0.0 <= self.weight_decay < 1.0, "weight_decay", "a value in [0, 1)")
+        self._choice("lr_schedule", LR_SCHEDULES)
+        self._require(self.lr_step_epochs >= 1, "lr_step_epochs", ">= 1")
+        self._require(0.0 < self.lr_factor < 1.0, "lr_factor", "a value in (0, 1)")
+        self._require(self.lr_patience >= 1, "lr_patience", ">= 1")
+        self._require(self.min_lr >= 0, "min_lr", ">= 0")
         self._choice("rng", RNG_KINDS)
         self._choice("relu_gate", RELU_GATES)
         self._choice("dropout_backward", DROPOUT_BACKWARDS)
@@ -325,7 +364,12 @@ class TrainConfig(_Section):
         batch_size: Minibatch size (1 trains per sample).
         epochs: Passes over the training images.
         dropout: Dropout rate after each hidden layer, in [0, 1).
-        augment: Whether training images get the random affine warp of ``augmentation``.
+        augment: Which distortions training images get (ranges in ``augmentation``):
+            ``none``, ``affine``, ``elastic`` or ``affine+elastic`` (one warp: each output
+            pixel reads the affine image of its position, displaced by the elastic field).
+            ``false`` and ``true`` still mean ``none`` and ``affine``, and those two are
+            written as ``false`` and ``true``, so a config saved before the choice existed
+            reads and writes back unchanged.
         seed: Seeds weights, dropout masks, shuffling, augmentation and the validation split.
     """
 
@@ -334,24 +378,52 @@ class TrainConfig(_Section):
     batch_size: int = 128
     epochs: int = 10
     dropout: float = 0.2
-    augment: bool = False
+    augment: Augment = "none"
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     mlp: MLPConfig = field(default_factory=MLPConfig)
     cnn: CNNConfig = field(default_factory=CNNConfig)
 
+    # Choices that were booleans before: ``false``/``true`` still read as these values.
+    _BOOLEAN_CHOICES: ClassVar[dict[str, tuple[str, str]]] = {"augment": ("none", "affine")}
+
     def __post_init__(self) -> None:
         self._choice("model", MODELS, listed=True)
+        if isinstance(self.augment, bool):  # TrainConfig(augment=True), as before the choice
+            object.__setattr__(self, "augment", "affine" if self.augment else "none")
+        fields.as_choice(
+            "augment",
+            self.augment,
+            AUGMENTS,
+            expected=f"true, false, {fields.spelled_out(AUGMENTS)}",
+        )
         self._require(self.lr > 0, "lr", "> 0")
         self._require(self.batch_size >= 1, "batch_size", ">= 1")
         self._require(self.epochs >= 1, "epochs", ">= 1")
         self._require(0.0 <= self.dropout < 1.0, "dropout", "a rate in [0, 1)")
         self._require(self.seed >= 0, "seed", ">= 0")
+        if self.model == "mlp" and self.mlp.min_lr > self.lr:  # a floor above the start
+            fields.fail("mlp.min_lr", self.mlp.min_lr, f"<= lr ({self.lr})")
         if self.model == "mlp" and self.mlp.rng == "legacy":
             # The legacy stream draws masks as randint(2): it can only keep half of the units.
             self._require(self.dropout in (0.0, 0.5), "dropout", "0 or 0.5 with mlp.rng = 'legacy'")
             self._require(self.seed < 2**32, "seed", "< 2**32 with mlp.rng = 'legacy'")
+
+    @property
+    def augmented(self) -> bool:
+        """Whether training images are distorted at all."""
+        return self.augment != "none"
+
+    @property
+    def affine(self) -> bool:
+        """Whether training images get the random affine warp."""
+        return "affine" in self.augment.split("+")
+
+    @property
+    def elastic(self) -> bool:
+        """Whether training images get the elastic distortion."""
+        return "elastic" in self.augment.split("+")
 
     @property
     def dtype(self) -> Dtype:
@@ -362,7 +434,11 @@ class TrainConfig(_Section):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists, no ``None``): the TOML document."""
-        return _to_dict(self)
+        out = _to_dict(self)
+        for key, (off, on) in self._BOOLEAN_CHOICES.items():
+            if out[key] in (off, on):
+                out[key] = out[key] == on
+        return out
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
@@ -511,8 +587,14 @@ def _from_dict(cls: type[_C], data: Mapping[str, Any], prefix: str) -> _C:
         if key not in names:
             raise ConfigError(f"unknown key '{prefix}{key}' (expected one of {sorted(names)})")
     kwargs: dict[str, Any] = {}
+    booleans: dict[str, tuple[str, str]] = getattr(cls, "_BOOLEAN_CHOICES", {})
     for key, value in data.items():
         kind = hints[key]
+        if key in booleans and isinstance(value, bool):
+            value = booleans[key][value]
+        elif key in booleans and not isinstance(value, str):  # the message lists all it takes
+            choices = fields.spelled_out(typing.get_args(kind))
+            fields.fail(f"{prefix}{key}", value, f"true, false, {choices}")
         if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             kwargs[key] = _from_dict(kind, value, f"{prefix}{key}.")  # type: ignore[type-var]
         else:

@@ -117,7 +117,17 @@ class Trainer(abc.ABC):
 
     @property
     def learning_rate(self) -> float:
+        """The learning rate the coming epoch trains at (:meth:`fit` reports it per epoch)."""
         return self.config.lr
+
+    def end_of_epoch(self, val_accuracy: float) -> None:
+        """Called by the default :meth:`fit` after each epoch's validation, before the epoch
+        is reported; a learning-rate schedule that follows validation accuracy listens here.
+
+        Args:
+            val_accuracy: The epoch's validation accuracy (NaN without a validation set).
+        """
+        return
 
     def validate(self) -> tuple[float, float]:
         """(loss, accuracy) on the validation split; NaN when there is none."""
@@ -139,6 +149,7 @@ class Trainer(abc.ABC):
             with np.errstate(over="ignore", invalid="ignore"):
                 train_loss, train_accuracy = self.train_epoch()
             val_loss, val_accuracy = self.validate()
+            self.end_of_epoch(val_accuracy)
             if end_epoch(epoch, train_loss, train_accuracy, val_loss, val_accuracy, learning_rate):
                 return
 

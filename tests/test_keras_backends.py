@@ -3,9 +3,9 @@
 Keras binds its backend when it is first imported, so they run again in a fresh pytest with
 ``KERAS_BACKEND=jax``: on JAX's CPU wheel here, on a GPU where ``.[gpu]`` is installed. They
 are the tests a backend can break, on tiny slices (JAX compiles each new model for about 12 s on
-two cores): a short train that learns, augmentation in training only, a saved model and a
-logged one reloading with the same predictions, and a one-trial augmented CNN sweep in a fresh
-process (``--trial-process``), pruned over the pipe.
+two cores): a short train that learns, augmentation in training only, the elastic layer
+against scipy, a saved model and a logged one reloading with the same predictions, and a
+one-trial augmented CNN sweep in a fresh process (``--trial-process``), pruned over the pipe.
 
 Without JAX the test skips, unless ``MNIST_SWEEPS_REQUIRE_JAX`` is set (``.ci/run`` sets it),
 then it fails.
@@ -23,14 +23,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BACKEND_TESTS = ("tests/mnist_models/test_cnn.py", "tests/sweeps/engine/test_cnn_sweep.py")
+BACKEND_TESTS = (
+    "tests/mnist_models/test_cnn.py",
+    "tests/mnist_models/test_cnn_elastic.py",
+    "tests/sweeps/engine/test_cnn_sweep.py",
+)
 # XLA's LLVM optimisation passes are most of each tiny test's time on two cores (a fresh
 # model compiles in about 12 s, 6 s without them); the programs compute the same, only the
 # machine code is less tuned. 100 s instead of 140 s for the pass.
 FAST_COMPILE = os.environ.get(
     "XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 )
-AT_LEAST = 6  # the `backend` tests of those files today; fewer means some stopped running
+AT_LEAST = 12  # the `backend` tests of those files today; fewer means some stopped running
 
 
 def test_the_backend_tests_pass_on_jax(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The Keras 3 CNN: backend-agnostic model, fused augmentation, trainer.
+"""The Keras 3 CNN: backend-agnostic model, affine and elastic augmentation layers, trainer.
 
 Importing this package imports Keras; the trainer registry (:mod:`mnist_models.trainers`)
 does so only when a config asks for ``model = "cnn"``.
@@ -10,7 +10,7 @@ import os
 # a user who wants it sets TF_CPP_MIN_LOG_LEVEL themselves.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mnist_models.cnn.augment import RandomAffine
+from mnist_models.cnn.augment import RandomAffine, RandomElastic
 from mnist_models.cnn.model import build_cnn, build_optimizer
 
-__all__ = ["RandomAffine", "build_cnn", "build_optimizer"]
+__all__ = ["RandomAffine", "RandomElastic", "build_cnn", "build_optimizer"]

@@ -74,7 +74,7 @@ class CNNTrainer(Trainer):
         seed_everything(config.seed)
         self._net = build_cnn(config)
         self._train_model = self._net
-        if config.augment:
+        if config.augmented:
             self._train_model = with_augmentation(self._net, config)
         # One optimizer for both models: its state carries over when augmentation starts later.
         optimizer = build_optimizer(config)
@@ -99,7 +99,7 @@ class CNNTrainer(Trainer):
         bridge = _Bridge(self, end_epoch)
         cnn, has_val = self.config.cnn, len(self.splits.y_val) > 0
         callbacks = [bridge, *schedule_callbacks(self.config, has_val)]
-        plain_epochs = min(epochs, cnn.augment_from_epoch - 1) if self.config.augment else 0
+        plain_epochs = min(epochs, cnn.augment_from_epoch - 1) if self.config.augmented else 0
         phases = [(self._net, 0, plain_epochs), (self._train_model, plain_epochs, epochs)]
         for model, first, last in phases:
             if first >= last:

@@ -27,9 +27,31 @@ class Optimizer(ABC):
             raise ValueError(f"{params=} must not be empty")
         self._scratch = [np.empty_like(p.value) for p in self.params]
 
-    loss_scale: float = 1.0
-    """What the trainer multiplies the loss gradient by before the backward pass (see
-    :class:`SGD`'s ``fold_lr``); 1 for optimizers that read true gradients."""
+    _lr: float
+
+    @property
+    def loss_scale(self) -> float:
+        """What the trainer multiplies the loss gradient by before the backward pass (see
+        :class:`SGD`'s ``fold_lr``); 1 for optimizers that read true gradients."""
+        return 1.0
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the next :meth:`step`; a schedule may set it between steps.
+
+        Setting it keeps the optimizer's state (velocities, moments, step count) and takes
+        effect from the next step on.
+
+        Raises:
+            ValueError: On setting a rate that is not > 0.
+        """
+        return self._lr
+
+    @lr.setter
+    def lr(self, lr: float) -> None:
+        if not lr > 0:
+            raise ValueError(f"{lr=} must be > 0")
+        self._lr = float(lr)
 
     @abstractmethod
     def step(self) -> None:
@@ -39,7 +61,9 @@ class Optimizer(ABC):
 class SGD(Optimizer):
     """Stochastic gradient descent with optional classic momentum.
 
-    ``v = momentum * v - lr * grad; value += v`` (``momentum=0`` is plain SGD).
+    ``v = momentum * v - lr * grad; value += v`` (``momentum=0`` is plain SGD). A new
+    :attr:`lr` scales only the gradients to come, not the velocity already gathered (as
+    Keras's SGD does).
 
     Args:
         params: The parameters to update.
@@ -63,11 +87,15 @@ class SGD(Optimizer):
         if fold_lr and momentum:
             raise ValueError(f"{fold_lr=} needs momentum=0, got {momentum=}")
         super().__init__(params)
-        self.lr = float(lr)
         self.momentum = float(momentum)
         self.fold_lr = fold_lr
-        self.loss_scale = -self.lr if fold_lr else 1.0
+        self.lr = lr
         self.velocities = [np.zeros_like(p.value) for p in self.params] if momentum else []
+
+    @property
+    def loss_scale(self) -> float:
+        """``-lr`` when folded (so it follows every new :attr:`lr`), else 1."""
+        return -self._lr if self.fold_lr else 1.0
 
     def step(self) -> None:
         if self.fold_lr:
@@ -122,7 +150,7 @@ class Adam(Optimizer):
         if not eps > 0:
             raise ValueError(f"{eps=} must be > 0")
         super().__init__(params)
-        self.lr, self.eps = float(lr), float(eps)
+        self.lr, self.eps = lr, float(eps)
         self.beta1, self.beta2 = float(beta1), float(beta2)
         self.t = 0
         self.m = [np.zeros_like(p.value) for p in self.params]  # m / (1 - beta1)

@@ -32,11 +32,13 @@ def applies(config: TrainConfig) -> bool:
     mlp = config.mlp
     return (
         config.batch_size == 1
-        and not config.augment
+        and not config.augmented
         and len(mlp.hidden_sizes) == 1
         and not mlp.bias
         and mlp.loss == "mse"
         and mlp.optimizer == "sgd"
+        and mlp.lr_schedule == "constant"  # the kernel keeps one rate for the whole run
+        and mlp.weight_decay == 0.0
     )
 
 

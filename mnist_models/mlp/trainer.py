@@ -1,4 +1,5 @@
-"""Minibatch training of the numpy MLP: seeded shuffling, optional augmentation."""
+"""Minibatch training of the numpy MLP: seeded shuffling, optional augmentation, a
+learning-rate schedule and L2 weight decay."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from mnist_models.mlp.augment import augment_batch
 from mnist_models.mlp.layers import RNG, Sequential
 from mnist_models.mlp.model import build_loss, build_mlp, build_optimizer
 from mnist_models.mlp.per_sample import PerSampleSGD, applies
+from mnist_models.mlp.regularization import add_l2_gradient, decayed_parameters
+from mnist_models.mlp.schedules import build_schedule
 from mnist_models.trainers import Trainer, register_trainer
 
 _EVAL_CHUNK = 8192  # rows scored at once: bounds memory on 60k-image sets
@@ -25,6 +28,12 @@ class MLPTrainer(Trainer):
     With ``mlp.rng = "legacy"`` the weights and dropout masks come instead from one
     ``np.random.RandomState(config.seed)``; ``mlp.shuffle``, ``mlp.drop_last`` and
     ``mlp.train_metrics_divisor`` set how epochs are cut into batches and summarised.
+
+    Each epoch trains at the rate ``mlp.lr_schedule`` gives it (set on the optimizer as the
+    epoch starts; the plateau schedule hears each epoch's validation accuracy through
+    :meth:`end_of_epoch`). With ``mlp.weight_decay`` the optimizer descends the data loss
+    plus the L2 penalty of :mod:`~mnist_models.mlp.regularization`, but the training loss an
+    epoch reports is the data loss alone, comparable across weight decays.
     """
 
     def __init__(self, config: TrainConfig, splits: Splits, per_sample_kernel: bool = True) -> None:
@@ -55,6 +64,9 @@ class MLPTrainer(Trainer):
         self._net = build_mlp(config, model_rng)
         self._loss = build_loss(config)
         self._optimizer = build_optimizer(config, self._net.parameters(), fold_lr=True)
+        self._schedule = build_schedule(config)
+        self._epoch = 0  # epochs trained so far
+        self._decayed = decayed_parameters(self._net) if mlp.weight_decay > 0 else []
         self._shuffle_rng = np.random.default_rng(shuffle_seed)
         self._augment_rng = np.random.default_rng(augment_seed)
         self._images = splits.x_train
@@ -70,7 +82,17 @@ class MLPTrainer(Trainer):
     def model(self) -> Sequential:
         return self._net
 
+    @property
+    def learning_rate(self) -> float:
+        """The rate the coming epoch trains at, as the schedule stands."""
+        return self._schedule.rate(self._epoch + 1)
+
+    def end_of_epoch(self, val_accuracy: float) -> None:
+        self._schedule.update(self._epoch, val_accuracy)
+
     def train_epoch(self) -> tuple[float, float]:
+        self._epoch += 1
+        self._optimizer.lr = self._schedule.rate(self._epoch)  # a folded loss_scale follows
         mlp = self.config.mlp
         n, batch = len(self._labels), self.config.batch_size
         order = self._shuffle_rng.permutation(n) if mlp.shuffle else None
@@ -83,9 +105,12 @@ class MLPTrainer(Trainer):
         for start in range(0, seen, batch):
             index = slice(start, start + batch) if order is None else order[start : start + batch]
             labels = self._labels[index]
-            if self.config.augment:
+            if self.config.augmented:
                 warped = augment_batch(
-                    self._images[index], self.config.augmentation, self._augment_rng
+                    self._images[index],
+                    self.config.augment,
+                    self.config.augmentation,
+                    self._augment_rng,
                 )
                 inputs = warped.reshape(len(labels), -1)
             else:
@@ -97,6 +122,8 @@ class MLPTrainer(Trainer):
             if self._optimizer.loss_scale != 1.0:  # a folded learning rate (see SGD)
                 grad *= self._optimizer.loss_scale
             self._net.backward_params(grad)  # no unused input gradient
+            if self._decayed:  # the penalty's gradient, scaled like the loss gradient
+                add_l2_gradient(self._decayed, mlp.weight_decay, self._optimizer.loss_scale)
             self._optimizer.step()
         return total_loss / divisor, correct / divisor
 

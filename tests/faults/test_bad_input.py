@@ -168,7 +168,10 @@ TRAIN_FILES = {
     "unknown-nested-key": ("[mlp]\nwidth = 3\n", ["unknown key 'mlp.width'", "'hidden_sizes'"]),
     "lr-not-a-number": ('lr = "fast"\n', ["lr='fast': expected a number"]),
     "batch-size-not-an-integer": ("batch_size = 64.0\n", ["batch_size=64.0: expected an integer"]),
-    "augment-not-a-bool": ('augment = "yes"\n', ["augment='yes': expected true or false"]),
+    "augment-not-a-bool": (
+        'augment = "yes"\n',
+        ["augment='yes': expected true, false, 'none', 'affine'"],
+    ),
     "lr-zero": ("lr = 0\n", ["lr=0.0: expected > 0"]),
     "lr-negative": ("lr = -1\n", ["lr=-1.0: expected > 0"]),
     "lr-infinite": ("lr = inf\n", ["lr=inf: expected a finite number"]),
@@ -335,7 +338,7 @@ SWEEP_FILES = {
     ),
     "choice-of-wrong-type": (
         _space("augment", "type = 'categorical'\nchoices = ['yes']"),
-        ["space.augment: augment='yes': expected true or false"],
+        ["space.augment: augment='yes': expected true, false, 'none', 'affine'"],
     ),
     "choice-not-a-scalar": (
         _space("mlp.hidden_sizes", "type = 'categorical'\nchoices = [[256]]"),
@@ -621,6 +624,8 @@ def _key_kinds() -> dict[str, str]:
                 walk(kind, f"{prefix}{field.name}.")
             elif typing.get_origin(kind) is tuple:
                 kinds[prefix + field.name] = "list"
+            elif field.name in getattr(cls, "_BOOLEAN_CHOICES", {}):  # augment: also a bool
+                kinds[prefix + field.name] = "choice-or-bool"
             elif typing.get_origin(kind) is typing.Literal:  # a choice list (of strings)
                 kinds[prefix + field.name] = type(typing.get_args(kind)[0]).__name__
             else:
@@ -641,6 +646,7 @@ WRONG_VALUES = {  # values of a kind the key never takes (an int is a fine float
     "float": st.one_of(st.booleans(), _TEXT, st.lists(st.integers(), max_size=2)),
     "str": st.one_of(st.integers(), _FLOATS, st.booleans()),
     "list": st.one_of(st.integers(), _TEXT, st.booleans()),
+    "choice-or-bool": st.one_of(st.integers(), _FLOATS, st.lists(st.integers(), max_size=2)),
 }
 EXPECTED = {
     "bool": "expected true or false",
@@ -648,6 +654,7 @@ EXPECTED = {
     "float": "expected a number",
     "str": "expected a string",
     "list": "expected a list of",
+    "choice-or-bool": "expected true, false, 'none', 'affine'",
 }
 
 

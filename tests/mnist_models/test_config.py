@@ -24,6 +24,35 @@ def test_toml_round_trip_is_exact(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "augment", "written"),
+    [
+        (False, "none", False),
+        (True, "affine", True),
+        ("none", "none", False),
+        ("affine", "affine", True),
+        ("elastic", "elastic", "elastic"),
+        ("affine+elastic", "affine+elastic", "affine+elastic"),
+    ],
+)
+def test_augment_is_a_choice_that_still_reads_and_writes_the_old_booleans(
+    value: object, augment: str, written: object, tmp_path: Path
+) -> None:
+    """Configs logged before ``augment`` became a choice read back, and write, unchanged."""
+    config = TrainConfig().replace({"augment": value})
+    assert config.augment == augment
+    assert config.to_dict()["augment"] == written
+    assert TrainConfig(augment=value).augment == augment  # type: ignore[arg-type]
+    path = tmp_path / "config.toml"
+    path.write_text(config.to_toml())
+    assert TrainConfig.from_toml(path) == config
+    assert (config.augmented, config.affine, config.elastic) == (
+        augment != "none",
+        "affine" in augment,
+        "elastic" in augment,
+    )
+
+
+@pytest.mark.parametrize(
     ("overrides", "expected"),
     [
         ({"lr": 0}, "lr=0.0: expected > 0"),
@@ -34,7 +63,10 @@ def test_toml_round_trip_is_exact(tmp_path: Path) -> None:
         ({"dropout": 1.0}, "dropout=1.0: expected a rate in [0, 1)"),
         ({"dropout": -0.1}, "dropout=-0.1: expected a rate in [0, 1)"),
         ({"epochs": 0}, "epochs=0: expected >= 1"),
-        ({"augment": "yes"}, "augment='yes': expected true or false"),
+        (
+            {"augment": "yes"},
+            "augment='yes': expected true, false, 'none', 'affine', 'elastic' or 'affine+elastic'",
+        ),
         ({"model": "resnet"}, "model='resnet': expected one of"),
         ({"mlp.hidden_sizes": []}, "mlp.hidden_sizes=(): expected a non-empty list"),
         ({"mlp.hidden_sizes": 128}, "mlp.hidden_sizes=128: expected a list of int"),
@@ -43,6 +75,13 @@ def test_toml_round_trip_is_exact(tmp_path: Path) -> None:
         ({"data.val_fraction": 1.0}, "data.val_fraction=1.0: expected a value in [0, 1)"),
         ({"data.dataset": "cifar"}, "data.dataset='cifar': expected one of"),
         ({"augmentation.zoom": 2.0}, "augmentation.zoom=2.0: expected a fraction"),
+        ({"augmentation.sigma": 0.0}, "augmentation.sigma=0.0: expected pixels in [0.1, 28]"),
+        ({"augmentation.alpha": -1.0}, "augmentation.alpha=-1.0: expected pixels in [0, 1000]"),
+        ({"augment": "elastic+affine"}, "augment='elastic+affine': expected true, false"),
+        ({"mlp.weight_decay": -0.1}, "mlp.weight_decay=-0.1: expected a value in [0, 1)"),
+        ({"mlp.lr_schedule": "linear"}, "mlp.lr_schedule='linear': expected 'constant'"),
+        ({"mlp.lr_factor": 1.0}, "mlp.lr_factor=1.0: expected a value in (0, 1)"),
+        ({"mlp.lr_step_epochs": 0}, "mlp.lr_step_epochs=0: expected >= 1"),
         ({"learning_rate": 0.1}, "unknown key 'learning_rate'"),
         ({"mlp.hiden_sizes": [1]}, "unknown key 'mlp.hiden_sizes'"),
         ({"lr.x": 1}, "'lr' is not a section"),

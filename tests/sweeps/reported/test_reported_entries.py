@@ -114,8 +114,8 @@ def test_augmentation_entries_train_without_augmentation() -> None:
         assert augmented["reported"] == plain["reported"]
     for path in REPORTED.glob("augmentation-*.toml"):
         config = TrainConfig.from_dict(read_toml(path)["config"])
-        assert not config.augment
-        assert config.replace(read_toml(path)["corrected"]).augment
+        assert not config.augmented
+        assert config.replace(read_toml(path)["corrected"]).augmented
 
 
 def test_the_package_ships_the_entries() -> None:

@@ -55,7 +55,7 @@ def test_round_trip_through_dict(tmp_path: Path) -> None:
         ),
         (
             GOOD + "[space.augment]\ntype='categorical'\nchoices=['yes']\n",
-            "space.augment: augment='yes': expected true or false",
+            "space.augment: augment='yes': expected true, false, 'none', 'affine'",
         ),
         (GOOD.replace("low = 0.001", "low = -1.0"), "space.lr: low=-1.0 must be > 0 when log"),
         (GOOD.replace("epochs = 2", "epochs = 0"), "fixed: epochs=0: expected >= 1"),
