@@ -53,6 +53,29 @@ class Optimizer(ABC):
             raise ValueError(f"{lr=} must be > 0")
         self._lr = float(lr)
 
+    def state(self) -> list[np.ndarray]:
+        """The arrays the optimizer carries from step to step (velocities, moments)."""
+        return []
+
+    def flush_subnormals(self) -> None:
+        """Sets the parameters' and the optimizer state's values on their way to subnormal
+        to 0: those below ``2**24`` times the smallest normal float (2e-31 in float32).
+
+        numpy cannot switch on the CPU's flush-to-zero mode, and arithmetic on subnormal
+        floats (below 1.2e-38 in float32) is tens of times slower. With L2 weight decay the
+        first layer's weights of pixels that are always 0 (the corners) have no data gradient,
+        so Adam drives them and their moments towards 0 and through the subnormals: on the
+        record MLP an epoch slowed from 10 s to 74 s over 20 epochs. Flushing only the
+        subnormals left them coming back between two flushes; flushing a little above them
+        catches the values while they decay (Adam's first moment takes over 100 steps from
+        2e-31 down to the subnormals). It changes a value by less than 2e-31; a pass over
+        every array costs about 10 ms on 784-800-800-10.
+        """
+        for array in [*(p.value for p in self.params), *self.state()]:
+            if array.dtype.kind == "f":
+                floor = np.finfo(array.dtype).tiny * 2.0**24
+                np.copyto(array, 0, where=np.abs(array) < floor)
+
     @abstractmethod
     def step(self) -> None:
         """Applies one update using each parameter's current ``grad``."""
@@ -96,6 +119,9 @@ class SGD(Optimizer):
     def loss_scale(self) -> float:
         """``-lr`` when folded (so it follows every new :attr:`lr`), else 1."""
         return -self._lr if self.fold_lr else 1.0
+
+    def state(self) -> list[np.ndarray]:
+        return list(self.velocities)
 
     def step(self) -> None:
         if self.fold_lr:
@@ -155,6 +181,9 @@ class Adam(Optimizer):
         self.t = 0
         self.m = [np.zeros_like(p.value) for p in self.params]  # m / (1 - beta1)
         self.v = [np.zeros_like(p.value) for p in self.params]  # v / (1 - beta2)
+
+    def state(self) -> list[np.ndarray]:
+        return [*self.m, *self.v]
 
     def step(self) -> None:
         self.t += 1

@@ -180,3 +180,43 @@ def test_weight_decay_keeps_the_weights_smaller(tiny_splits: Splits, optimizer: 
 def test_no_decay_no_decayed_parameters(tiny_splits: Splits) -> None:
     assert MLPTrainer(config(), tiny_splits)._decayed == []
     assert len(MLPTrainer(config(**{"mlp.weight_decay": 1e-4}), tiny_splits)._decayed) == 2
+
+
+# -- subnormals ------------------------------------------------------------------------------
+
+
+def test_flush_subnormals_zeroes_values_on_their_way_below_the_normal_floats() -> None:
+    from mnist_models.mlp import Adam
+
+    param = Parameter(np.zeros(5, dtype=np.float32))
+    adam = Adam([param], lr=0.01)
+    param.value[:] = [1e-39, -3e-32, 1e-29, 0.5, -0.0]
+    adam.m[0][:] = [1e-40, 1e-31, 1e-3, 0.0, -2e-33]
+    adam.v[0][:] = [1e-25, 1e-35, 0.0, 0.0, 1e-44]
+    adam.flush_subnormals()
+    np.testing.assert_array_equal(param.value, np.float32([0.0, 0.0, 1e-29, 0.5, 0.0]))
+    np.testing.assert_array_equal(adam.m[0], np.float32([0.0, 0.0, 1e-3, 0.0, 0.0]))
+    np.testing.assert_array_equal(adam.v[0], np.float32([1e-25, 0.0, 0.0, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_training_with_weight_decay_leaves_no_subnormal_weights(
+    mnist: MnistData, flush: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pixel 0 is 0 in every MNIST image, so its first-layer weights get no data gradient: a
+    subnormal planted there stays (slowing every later product) unless the trainer flushes."""
+    if not flush:
+        monkeypatch.setattr(
+            "mnist_models.mlp.optimizers.Optimizer.flush_subnormals", lambda _: None
+        )
+    splits = make_splits(mnist, DataConfig(train_size=20, val_fraction=0.0, test_size=10), 0)
+    run = config(**{"mlp.optimizer": "adam", "mlp.weight_decay": 0.01, "batch_size": 20})
+    trainer = MLPTrainer(run, splits)
+    assert not splits.x_train.reshape(20, -1)[:, 0].any()
+    first = trainer.model.parameters()[0].value
+    assert first.dtype == np.float32
+    first[0, :3] = 1e-39  # subnormal in float32
+    trainer.train_epoch()
+    arrays = [p.value for p in trainer.model.parameters()] + trainer._optimizer.state()
+    subnormal = sum(int(np.count_nonzero((a != 0) & (np.abs(a) < 1.2e-38))) for a in arrays)
+    assert (subnormal == 0) == flush
