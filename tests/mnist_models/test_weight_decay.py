@@ -3,10 +3,9 @@ gradient the trainer hands the optimizer against finite differences, and its eff
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
+from helpers.gradients import TOL, numerical_grad, rel_error
 
 from mnist_models.config import DataConfig, TrainConfig
 from mnist_models.data import MnistData, Splits, make_splits
@@ -14,28 +13,6 @@ from mnist_models.mlp import SGD, Linear, Parameter, build_mlp
 from mnist_models.mlp.regularization import add_l2_gradient, decayed_parameters, l2_penalty
 from mnist_models.mlp.trainer import MLPTrainer
 from mnist_models.training import train
-
-H = 1e-6  # central-difference step (float64)
-TOL = 1e-6  # relative error allowed between analytic and numerical gradients
-
-
-def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    scale = float(np.linalg.norm(a) + np.linalg.norm(b))
-    return float(np.linalg.norm(a - b)) / max(scale, 1e-300)
-
-
-def numerical_grad(f: Callable[[], float], array: np.ndarray) -> np.ndarray:
-    """d f / d array by central differences, perturbing ``array`` in place."""
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + H
-        plus = f()
-        array[index] = saved - H
-        minus = f()
-        array[index] = saved
-        grad[index] = (plus - minus) / (2 * H)
-    return grad
 
 
 def config(**overrides: object) -> TrainConfig:
