@@ -390,8 +390,9 @@ class TrainConfig(_Section):
 
     def __post_init__(self) -> None:
         self._choice("model", MODELS, listed=True)
-        if isinstance(self.augment, bool):  # TrainConfig(augment=True), as before the choice
-            object.__setattr__(self, "augment", "affine" if self.augment else "none")
+        for key, (off, on) in self._BOOLEAN_CHOICES.items():  # augment=True, as before
+            if isinstance(getattr(self, key), bool):
+                object.__setattr__(self, key, on if getattr(self, key) else off)
         fields.as_choice(
             "augment",
             self.augment,
@@ -590,12 +591,9 @@ def _from_dict(cls: type[_C], data: Mapping[str, Any], prefix: str) -> _C:
     booleans: dict[str, tuple[str, str]] = getattr(cls, "_BOOLEAN_CHOICES", {})
     for key, value in data.items():
         kind = hints[key]
-        if key in booleans and isinstance(value, bool):
-            value = booleans[key][value]
-        elif key in booleans and not isinstance(value, str):  # the message lists all it takes
-            choices = fields.spelled_out(typing.get_args(kind))
-            fields.fail(f"{prefix}{key}", value, f"true, false, {choices}")
-        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        if key in booleans:  # a bool or a choice: __post_init__ maps the one, checks the other
+            kwargs[key] = value
+        elif isinstance(kind, type) and dataclasses.is_dataclass(kind):
             kwargs[key] = _from_dict(kind, value, f"{prefix}{key}.")  # type: ignore[type-var]
         else:
             kwargs[key] = _coerce(f"{prefix}{key}", value, kind)
